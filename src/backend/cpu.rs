@@ -1,0 +1,109 @@
+//! The CPU backend: the reference implementation of every op and the fallback device.
+//! It interprets the plan node by node; each op's kernel lives with the op in `crate::ops`.
+
+use std::sync::Arc;
+
+use super::{Backend, BoxFuture, Storage};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::eval::Plan;
+use crate::graph::{Node, Op, Value};
+use crate::ops;
+use crate::shape::Layout;
+
+pub(crate) struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+/// A CPU value's buffer and layout.
+pub(crate) fn host(v: &Value) -> Result<(&[f32], &Layout)> {
+    match &v.storage {
+        Storage::Cpu(data) => Ok((data.as_slice(), &v.layout)),
+        #[allow(unreachable_patterns)]
+        _ => Err(Error::DeviceMismatch { op: "cpu" }),
+    }
+}
+
+/// A dense row-major result.
+pub(crate) fn dense(data: Vec<f32>, shape: &[usize]) -> Value {
+    Value {
+        storage: Storage::Cpu(Arc::new(data)),
+        layout: Layout::contiguous(shape),
+    }
+}
+
+fn run_node(node: &Node, inputs: &[Value]) -> Result<Value> {
+    let input = |i: usize| host(&inputs[i]);
+    let out = match &node.op {
+        Op::Unary(u) => {
+            let (x, l) = input(0)?;
+            ops::unary::cpu(*u, x, l)
+        }
+        Op::Binary(b) => {
+            let (a, la) = input(0)?;
+            let (c, lc) = input(1)?;
+            ops::binary::cpu(*b, a, la, c, lc, &node.shape)
+        }
+        Op::Reduce { op, axes, keepdim } => {
+            let (x, l) = input(0)?;
+            ops::reduce::cpu(*op, x, l, axes, *keepdim)
+        }
+        Op::Softmax { axis, log } => {
+            let (x, l) = input(0)?;
+            ops::softmax::cpu(x, l, *axis, *log)
+        }
+        Op::MatMul => {
+            let (a, la) = input(0)?;
+            let (b, lb) = input(1)?;
+            ops::matmul::cpu(a, la, b, lb, &node.shape)
+        }
+        Op::Reshape => {
+            let (x, l) = input(0)?;
+            ops::movement::gather(x, l)
+        }
+        Op::Svd { m, n } => {
+            let (x, l) = input(0)?;
+            ops::linalg::cpu_svd(x, l, *m, *n)?
+        }
+        Op::Data | Op::Randn { .. } | Op::Permute(_) | Op::Slice { .. } => {
+            return Err(Error::device(format!(
+                "internal: {} reached the CPU kernels",
+                node.op.name()
+            )))
+        }
+    };
+    Ok(dense(out, &node.shape))
+}
+
+impl Backend for CpuBackend {
+    fn kind(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn adapter_name(&self) -> String {
+        format!("cpu ({})", std::env::consts::ARCH)
+    }
+
+    fn upload(&self, data: Vec<f32>) -> Result<Storage> {
+        Ok(Storage::Cpu(Arc::new(data)))
+    }
+
+    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+        plan.interpret(|node, inputs| {
+            let v = run_node(node, inputs)?;
+            device.record(|s| s.dispatches += 1);
+            Ok(v)
+        })
+    }
+
+    fn read<'a>(&'a self, value: &'a Value) -> BoxFuture<'a, Result<Vec<f32>>> {
+        Box::pin(async move {
+            let (data, layout) = host(value)?;
+            Ok(ops::movement::gather(data, layout))
+        })
+    }
+}

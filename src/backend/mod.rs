@@ -1,0 +1,49 @@
+//! Backends: where a plan runs. Each one takes a whole [`Plan`] (so it can schedule and fuse)
+//! and returns the outputs' values; reading a value back is async (browsers demand it).
+
+pub(crate) mod cpu;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::error::Result;
+use crate::graph::eval::Plan;
+use crate::graph::Value;
+
+/// `Send + Sync` natively; nothing on wasm, where GPU handles are tied to the one thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync> MaybeSendSync for T {}
+#[cfg(target_arch = "wasm32")]
+pub(crate) trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSendSync for T {}
+
+/// A future returned by a backend (boxed, so the trait stays object-safe).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// A buffer owned by one backend.
+#[derive(Clone)]
+pub(crate) enum Storage {
+    Cpu(Arc<Vec<f32>>),
+}
+
+/// One way to run plans.
+pub(crate) trait Backend: MaybeSendSync {
+    /// `"cpu"`, `"wgpu"` or `"mlx"`.
+    fn kind(&self) -> &'static str;
+    /// The adapter (or processor) name.
+    fn adapter_name(&self) -> String;
+    /// Copies host data into a new buffer of this backend.
+    fn upload(&self, data: Vec<f32>) -> Result<Storage>;
+    /// Computes the plan's outputs. `device` gives the JIT mode and the counters to update.
+    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>>;
+    /// Reads a value back in row-major order of its layout's shape.
+    fn read<'a>(&'a self, value: &'a Value) -> BoxFuture<'a, Result<Vec<f32>>>;
+}

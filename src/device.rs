@@ -1,0 +1,149 @@
+//! Devices: a backend plus the JIT switch and the counters that belong to it.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::backend::{cpu::CpuBackend, Backend};
+use crate::error::Result;
+
+/// Whether the JIT compiles and caches fused kernels.
+///
+/// A new device starts with [`JitMode::On`]. Further modes may be added; they are opt-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum JitMode {
+    /// Fuse elementwise chains, compile each distinct kernel once, reuse it from the cache.
+    #[default]
+    On,
+    /// The old engine's behaviour, kept so the gain can be measured: one kernel per op, each
+    /// pipeline built anew on every evaluation, nothing cached. Results equal those of `On`.
+    Off,
+}
+
+/// Counters of a device, cumulative since it was created and shared by its clones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Compute pipelines created (always 0 on the CPU device, which has none).
+    pub compiles: u64,
+    /// Pipeline cache hits: kernels that needed no compile because the cache had them.
+    pub cache_hits: u64,
+    /// Compute kernels launched. Uploads, copies and read-backs do not count. The CPU device
+    /// counts one per op it executes (views such as permute are free and not counted).
+    pub dispatches: u64,
+    /// Total time spent creating pipelines (shader module + pipeline).
+    pub compile_time: Duration,
+}
+
+pub(crate) struct DeviceInner {
+    backend: Box<dyn Backend>,
+    jit: AtomicU8,
+    stats: Mutex<Stats>,
+}
+
+/// A place where tensors live and run: `Device::cpu()`, `Device::wgpu()`, `Device::best()`.
+///
+/// A cheap handle: clones share the backend, the [`JitMode`] and the [`Stats`].
+///
+/// ```
+/// let dev = tmath::Device::cpu()?;
+/// let a = tmath::Tensor::randn(&[4, 3], 1, &dev)?;
+/// assert_eq!(a.matmul(&a.transpose(0, 1)?)?.shape(), &[4, 4]);
+/// # Ok::<(), tmath::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Device {
+    inner: Arc<DeviceInner>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Device({}: {})",
+            self.backend_name(),
+            self.adapter_name()
+        )
+    }
+}
+
+impl Device {
+    pub(crate) fn from_backend(backend: Box<dyn Backend>) -> Device {
+        Device {
+            inner: Arc::new(DeviceInner {
+                backend,
+                jit: AtomicU8::new(0),
+                stats: Mutex::new(Stats::default()),
+            }),
+        }
+    }
+
+    /// The pure-Rust CPU device: the reference for every other backend and the fallback where
+    /// there is no GPU. Multi-threaded natively (matmul, SVD); single-threaded on wasm.
+    pub fn cpu() -> Result<Device> {
+        Ok(Device::from_backend(Box::new(CpuBackend::new())))
+    }
+
+    /// The fastest device available: a GPU through wgpu when an adapter is found, else the CPU.
+    /// Blocks while the adapter is requested; use [`Device::best_async`] on wasm.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn best() -> Result<Device> {
+        pollster::block_on(Device::best_async())
+    }
+
+    /// Async form of [`Device::best`]; works on every target.
+    pub async fn best_async() -> Result<Device> {
+        Device::cpu()
+    }
+
+    /// Which backend runs this device: `"cpu"`, `"wgpu"` or `"mlx"`.
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.backend.kind()
+    }
+
+    /// The adapter's name (e.g. `"NVIDIA H100 80GB HBM3"`, `"llvmpipe (LLVM 15.0.6, 256 bits)"`).
+    pub fn adapter_name(&self) -> String {
+        self.inner.backend.adapter_name()
+    }
+
+    /// Switches the JIT for this device and all its clones (takes effect at the next evaluation).
+    pub fn set_jit(&self, mode: JitMode) {
+        let v = match mode {
+            JitMode::On => 0,
+            JitMode::Off => 1,
+        };
+        self.inner.jit.store(v, Ordering::Relaxed);
+    }
+
+    /// The current [`JitMode`].
+    pub fn jit(&self) -> JitMode {
+        match self.inner.jit.load(Ordering::Relaxed) {
+            1 => JitMode::Off,
+            _ => JitMode::On,
+        }
+    }
+
+    /// A snapshot of the device's counters.
+    pub fn stats(&self) -> Stats {
+        self.inner
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// True when both handles refer to the same device.
+    pub fn same(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
+    }
+
+    /// Updates the counters.
+    pub(crate) fn record(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.inner.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}

@@ -1,0 +1,48 @@
+//! # T-Math
+//!
+//! Lazy tensor math that runs the same program on any GPU: in the browser through WebGPU,
+//! natively through wgpu (Vulkan, Metal, DX12), on Apple Silicon through MLX, and on a pure-Rust
+//! CPU backend everywhere else.
+//!
+//! Ops build a graph (shapes checked at once, errors as values); nothing runs until a result is
+//! read. Then the graph is scheduled, elementwise chains are fused, and each kernel is compiled
+//! once and cached by its structure and shapes.
+//!
+//! ```
+//! use tmath::{Device, Tensor};
+//! let dev = Device::cpu()?;                       // or Device::best()?, Device::wgpu()?
+//! let x = Tensor::randn(&[64, 32], 1, &dev)?;
+//! let w = Tensor::randn(&[32, 16], 2, &dev)?;
+//! let b = Tensor::from_vec(vec![0.1; 16], &[16], &dev)?;
+//! let y = x.matmul(&w)?.add(&b)?.gelu()?.softmax(1)?;
+//! let rows = y.sum(&[1], false)?.to_vec()?;
+//! assert!(rows.iter().all(|&r| (r - 1.0).abs() < 1e-5));
+//! # Ok::<(), tmath::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod backend;
+mod device;
+mod error;
+mod graph;
+mod ops;
+mod random;
+mod shape;
+mod tensor;
+
+pub use device::{Device, JitMode, Stats};
+pub use error::{Error, Result};
+pub use tensor::Tensor;
+
+/// Evaluates several tensors in one schedule: shared subgraphs are computed once. Their values
+/// are kept, so reading them afterwards computes nothing. All must be on the same device.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn eval(tensors: &[&Tensor]) -> Result<()> {
+    graph::eval::evaluate(tensors)
+}
+
+/// Async form of [`eval`] (the same work; it exists so code can be written once for every target).
+pub async fn eval_async(tensors: &[&Tensor]) -> Result<()> {
+    graph::eval::evaluate(tensors)
+}

@@ -1,0 +1,143 @@
+//! `Tensor`: a cheap handle to a node of the lazy graph.
+
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::{Node, Op, Value};
+use crate::shape::{numel, Layout};
+
+/// An n-dimensional f32 array, lazily computed.
+///
+/// Ops (`add`, `matmul`, `gelu`, …) check their arguments and return a new `Tensor` at once, but
+/// compute nothing: they add a node to a graph. Reading a result ([`Tensor::to_vec`],
+/// [`Tensor::to_vec_async`], [`crate::eval`]) evaluates what it needs, once, and keeps the result
+/// with the tensor. Cloning is cheap (an `Arc`).
+///
+/// ```
+/// use tmath::{Device, Tensor};
+/// let dev = Device::cpu()?;
+/// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2], &dev)?;
+/// let b = Tensor::from_vec(vec![0.5], &[], &dev)?; // a scalar broadcasts
+/// let c = a.matmul(&a)?.mul(&b)?.relu()?;           // nothing ran yet
+/// assert_eq!(c.to_vec()?, vec![3.5, 5.0, 7.5, 11.0]);
+/// # Ok::<(), tmath::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<Node>);
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tensor({} {:?} on {})",
+            self.0.op.name(),
+            self.shape(),
+            self.0.device.backend_name()
+        )
+    }
+}
+
+impl Tensor {
+    pub(crate) fn node(&self) -> &Node {
+        &self.0
+    }
+
+    /// A new node on this tensor's device.
+    pub(crate) fn derive(&self, op: Op, inputs: Vec<Tensor>, shape: Vec<usize>) -> Tensor {
+        Tensor(Node::new(op, inputs, shape, self.0.device.clone()))
+    }
+
+    pub(crate) fn check_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        if self.0.device.same(&other.0.device) {
+            Ok(())
+        } else {
+            Err(Error::DeviceMismatch { op })
+        }
+    }
+
+    /// A tensor holding `data` (row-major) with `shape` on `device`. `shape` `&[]` is a scalar
+    /// (one element). A length that does not match the shape is an [`Error::Length`].
+    pub fn from_vec(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor> {
+        let expected = numel(shape);
+        if data.len() != expected {
+            return Err(Error::Length {
+                op: "from_vec",
+                shape: shape.to_vec(),
+                expected,
+                got: data.len(),
+            });
+        }
+        let storage = device.backend().upload(data)?;
+        let node = Node::new(Op::Data, vec![], shape.to_vec(), device.clone());
+        node.set_cached(Value {
+            storage,
+            layout: Layout::contiguous(shape),
+        });
+        Ok(Tensor(node))
+    }
+
+    /// A tensor of `shape` filled with `value`.
+    pub fn full(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(vec![value; numel(shape)], shape, device)
+    }
+
+    /// A scalar (shape `[]`).
+    pub fn scalar(value: f32, device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(vec![value], &[], device)
+    }
+
+    /// Standard-normal samples, a pure function of `(shape, seed)`: bit-identical on every
+    /// device and target (counter-based Philox4x32-10 and Box–Muller; see `src/random.rs`).
+    /// Lazy like every op: the samples are made when first needed and then kept.
+    pub fn randn(shape: &[usize], seed: u64, device: &Device) -> Result<Tensor> {
+        Ok(Tensor(Node::new(
+            Op::Randn { seed },
+            vec![],
+            shape.to_vec(),
+            device.clone(),
+        )))
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+
+    /// The number of dimensions (0 for a scalar).
+    pub fn ndim(&self) -> usize {
+        self.0.shape.len()
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        numel(&self.0.shape)
+    }
+
+    /// The device the tensor lives on.
+    pub fn device(&self) -> Device {
+        self.0.device.clone()
+    }
+
+    /// True once the tensor's value is computed and kept.
+    pub fn is_evaluated(&self) -> bool {
+        self.0.cached().is_some()
+    }
+
+    /// Evaluates (if needed) and reads the elements back in row-major order of [`Tensor::shape`].
+    /// Blocks; on wasm use [`Tensor::to_vec_async`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        pollster::block_on(self.to_vec_async())
+    }
+
+    /// Evaluates (if needed) and reads the elements back; works on every target.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        crate::graph::eval::evaluate(&[self])?;
+        let value = self
+            .0
+            .cached()
+            .ok_or_else(|| Error::device("internal: evaluated tensor has no value"))?;
+        self.0.device.backend().read(&value).await
+    }
+}

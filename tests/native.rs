@@ -1,0 +1,46 @@
+//! The shared suite on every native device this build has: each case runs once per device, on
+//! a thread with a 2 MiB stack (so a 10,000-op graph proves evaluation is not recursive).
+
+mod suite;
+
+use tmath::Device;
+
+/// The devices to test: the CPU always; the GPU through wgpu when an adapter exists (CI sets
+/// `TMATH_REQUIRE_GPU=1`, so a missing adapter fails instead of being skipped).
+fn devices() -> Vec<Device> {
+    #[allow(unused_mut)]
+    let mut devs = vec![Device::cpu().expect("cpu device")];
+    #[cfg(feature = "wgpu")]
+    match Device::wgpu() {
+        Ok(d) => devs.push(d),
+        Err(e) => {
+            assert!(
+                std::env::var("TMATH_REQUIRE_GPU").is_err(),
+                "TMATH_REQUIRE_GPU is set but wgpu failed: {e}"
+            );
+            eprintln!("wgpu unavailable, testing the CPU only: {e}");
+        }
+    }
+    devs
+}
+
+macro_rules! native_cases {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                for dev in devices() {
+                    let name = format!("{:?}", dev);
+                    std::thread::Builder::new()
+                        .stack_size(2 << 20)
+                        .spawn(move || pollster::block_on(suite::$case(&dev)))
+                        .expect("spawn")
+                        .join()
+                        .unwrap_or_else(|_| panic!("{} failed on {name}", stringify!($case)));
+                }
+            }
+        )*
+    };
+}
+
+for_each_case!(native_cases);
