@@ -133,6 +133,12 @@ impl Device {
             .clone()
     }
 
+    /// Waits until all work submitted to the device has finished (a no-op on the CPU).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner.backend.synchronize()
+    }
+
     /// True when both handles refer to the same device.
     pub fn same(&self, other: &Device) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

@@ -44,6 +44,11 @@ pub(crate) trait Backend: MaybeSendSync {
     fn upload(&self, data: Vec<f32>) -> Result<Storage>;
     /// Computes the plan's outputs. `device` gives the JIT mode and the counters to update.
     fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>>;
+    /// Blocks until submitted work is done.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
     /// Reads a value back in row-major order of its layout's shape.
     fn read<'a>(&'a self, value: &'a Value) -> BoxFuture<'a, Result<Vec<f32>>>;
 }
