@@ -94,6 +94,10 @@ impl Device {
 
     /// Async form of [`Device::best`]; works on every target.
     pub async fn best_async() -> Result<Device> {
+        #[cfg(feature = "wgpu")]
+        if let Ok(dev) = Device::wgpu_async().await {
+            return Ok(dev);
+        }
         Device::cpu()
     }
 

@@ -23,11 +23,15 @@
 #![warn(missing_docs)]
 
 mod backend;
+#[cfg(feature = "wgpu")]
+mod codegen;
 mod device;
 mod error;
 mod graph;
 mod ops;
 mod random;
+#[cfg(feature = "wgpu")]
+mod schedule;
 mod shape;
 mod tensor;
 

@@ -138,6 +138,6 @@ impl Tensor {
             .0
             .cached()
             .ok_or_else(|| Error::device("internal: evaluated tensor has no value"))?;
-        self.0.device.backend().read(&value).await
+        self.0.device.backend().read(&value, &self.0.device).await
     }
 }

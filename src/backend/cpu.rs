@@ -100,7 +100,11 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn read<'a>(&'a self, value: &'a Value) -> BoxFuture<'a, Result<Vec<f32>>> {
+    fn read<'a>(
+        &'a self,
+        value: &'a Value,
+        _device: &'a Device,
+    ) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let (data, layout) = host(value)?;
             Ok(ops::movement::gather(data, layout))

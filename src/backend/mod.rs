@@ -2,6 +2,8 @@
 //! and returns the outputs' values; reading a value back is async (browsers demand it).
 
 pub(crate) mod cpu;
+#[cfg(feature = "wgpu")]
+pub(crate) mod gpu;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +34,8 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 #[derive(Clone)]
 pub(crate) enum Storage {
     Cpu(Arc<Vec<f32>>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(Arc<gpu::GpuBuffer>),
 }
 
 /// One way to run plans.
@@ -50,5 +54,5 @@ pub(crate) trait Backend: MaybeSendSync {
         Ok(())
     }
     /// Reads a value back in row-major order of its layout's shape.
-    fn read<'a>(&'a self, value: &'a Value) -> BoxFuture<'a, Result<Vec<f32>>>;
+    fn read<'a>(&'a self, value: &'a Value, device: &'a Device) -> BoxFuture<'a, Result<Vec<f32>>>;
 }

@@ -56,6 +56,21 @@ impl BinaryOp {
     }
 }
 
+impl BinaryOp {
+    /// The WGSL expression for one pair (helpers `tm_*` live in `shaders/prelude.wgsl`).
+    pub fn wgsl(self, a: &str, b: &str) -> String {
+        match self {
+            BinaryOp::Add => format!("({a} + {b})"),
+            BinaryOp::Sub => format!("({a} - {b})"),
+            BinaryOp::Mul => format!("({a} * {b})"),
+            BinaryOp::Div => format!("({a} / {b})"),
+            BinaryOp::Pow => format!("tm_pow({a}, {b})"),
+            BinaryOp::Maximum => format!("tm_max({a}, {b})"),
+            BinaryOp::Minimum => format!("tm_min({a}, {b})"),
+        }
+    }
+}
+
 /// CPU kernel: both inputs are read through their layouts broadcast to `out_shape`.
 pub(crate) fn cpu(
     op: BinaryOp,

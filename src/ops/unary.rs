@@ -75,6 +75,28 @@ impl UnaryOp {
     }
 }
 
+impl UnaryOp {
+    /// The WGSL expression for one element `x` (helpers `tm_*` live in `shaders/prelude.wgsl`).
+    pub fn wgsl(self, x: &str) -> String {
+        match self {
+            UnaryOp::Neg => format!("(-{x})"),
+            UnaryOp::Abs => format!("abs({x})"),
+            UnaryOp::Exp => format!("exp({x})"),
+            UnaryOp::Log => format!("log({x})"),
+            UnaryOp::Sqrt => format!("sqrt({x})"),
+            UnaryOp::Rsqrt => format!("(1.0 / sqrt({x}))"),
+            UnaryOp::Sin => format!("sin({x})"),
+            UnaryOp::Cos => format!("cos({x})"),
+            UnaryOp::Tanh => format!("tm_tanh({x})"),
+            UnaryOp::Sigmoid => format!("tm_sigmoid({x})"),
+            UnaryOp::Relu => format!("tm_relu({x})"),
+            UnaryOp::Gelu => format!("tm_gelu({x})"),
+            UnaryOp::GeluTanh => format!("tm_gelu_tanh({x})"),
+            UnaryOp::Silu => format!("({x} * tm_sigmoid({x}))"),
+        }
+    }
+}
+
 fn sigmoid(x: f32) -> f32 {
     // Both branches avoid exp overflow to inf/inf.
     if x >= 0.0 {

@@ -1,0 +1,255 @@
+// Thin SVD by one-sided (Hestenes) Jacobi, entirely on the GPU.
+// The working matrix W (ROWS × COLS, column-major) is A, or Aᵀ when A is wide; V starts as I.
+// Each round of a sweep rotates COLS/2 disjoint column pairs in parallel (round-robin order),
+// so a sweep is COLS2-1 dispatches; the host only reads the rotation counter once per sweep.
+// Stages: 0 init, 1 rotate (one round), 2 normalize, 3 complete (orthonormal basis for zero
+// singular values), 4 finalize (sort descending, pack U | S | Vᵀ).
+
+const ROWS: u32 = {ROWS}u;
+const COLS: u32 = {COLS}u;
+const COLS2: u32 = {COLS2}u;
+const M: u32 = {M}u;
+const N: u32 = {N}u;
+const TALL: bool = {TALL};
+const STAGE: u32 = {STAGE}u;
+const WG: u32 = 256u;
+
+struct Round {
+    r: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(5) var<storage, read_write> counter: array<atomic<u32>>;
+@group(0) @binding(6) var<uniform> rnd: Round;
+
+var<workgroup> red: array<vec3<f32>, 256>;
+var<workgroup> rot: vec3<f32>;
+var<workgroup> flag: u32;
+
+fn wg_sum3(x: vec3<f32>, lid: u32) -> vec3<f32> {
+    red[lid] = x;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            red[lid] = red[lid] + red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn pair_of(round_index: u32, p: u32) -> vec2<u32> {
+    let last = COLS2 - 1u;
+    if (p == 0u) {
+        return vec2<u32>(last, round_index);
+    }
+    return vec2<u32>((round_index + p) % last, (round_index + last - p) % last);
+}
+
+fn stage_init(g: u32) {
+    if (g < ROWS * COLS) {
+        let c = g / ROWS;
+        let r = g % ROWS;
+        w[g] = in0[{IN_OFF}u + r * {IN_RS}u + c * {IN_CS}u];
+    }
+    if (g < COLS * COLS) {
+        v[g] = select(0.0, 1.0, g / COLS == g % COLS);
+    }
+}
+
+fn stage_rotate(p: u32, lid: u32) {
+    let ij = pair_of(rnd.r, p);
+    let i = min(ij.x, ij.y);
+    let j = max(ij.x, ij.y);
+    let valid_pair = j < COLS;
+    var part = vec3<f32>(0.0);
+    if (valid_pair) {
+        for (var r = lid; r < ROWS; r = r + WG) {
+            let a = w[i * ROWS + r];
+            let b = w[j * ROWS + r];
+            part = part + vec3<f32>(a * a, b * b, a * b);
+        }
+    }
+    let sums = wg_sum3(part, lid);
+    if (lid == 0u) {
+        let alpha = sums.x;
+        let beta = sums.y;
+        let gamma = sums.z;
+        flag = 0u;
+        if (valid_pair && abs(gamma) > 1e-6 * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
+            let zeta = (beta - alpha) / (2.0 * gamma);
+            let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
+            let c = 1.0 / sqrt(1.0 + t * t);
+            rot = vec3<f32>(c, c * t, 0.0);
+            flag = 1u;
+            atomicAdd(&counter[0], 1u);
+        }
+    }
+    let go = workgroupUniformLoad(&flag);
+    if (go == 1u) {
+        let c = rot.x;
+        let s = rot.y;
+        for (var r = lid; r < ROWS; r = r + WG) {
+            let a = w[i * ROWS + r];
+            let b = w[j * ROWS + r];
+            w[i * ROWS + r] = c * a - s * b;
+            w[j * ROWS + r] = s * a + c * b;
+        }
+        for (var r = lid; r < COLS; r = r + WG) {
+            let a = v[i * COLS + r];
+            let b = v[j * COLS + r];
+            v[i * COLS + r] = c * a - s * b;
+            v[j * COLS + r] = s * a + c * b;
+        }
+    }
+}
+
+fn stage_normalize(c: u32, lid: u32) {
+    var part = vec3<f32>(0.0);
+    for (var r = lid; r < ROWS; r = r + WG) {
+        let a = w[c * ROWS + r];
+        part.x = part.x + a * a;
+    }
+    let sigma = sqrt(wg_sum3(part, lid).x);
+    if (lid == 0u) {
+        aux[c] = sigma;
+    }
+    if (sigma > 0.0) {
+        for (var r = lid; r < ROWS; r = r + WG) {
+            w[c * ROWS + r] = w[c * ROWS + r] / sigma;
+        }
+    }
+}
+
+var<workgroup> wtol: f32;
+var<workgroup> wgood: f32;
+var<workgroup> wnorm: f32;
+
+// One workgroup. Columns whose singular value is below round-off get a unit vector orthogonal
+// to all other columns (Gram–Schmidt on e_t), so U (or Vᵀ) stays orthonormal for rank-deficient
+// input. aux[COLS + q] marks columns already orthonormal.
+fn stage_complete(lid: u32) {
+    if (lid == 0u) {
+        var mx = 0.0;
+        for (var q = 0u; q < COLS; q = q + 1u) {
+            mx = max(mx, aux[q]);
+        }
+        wtol = mx * f32(max(M, N)) * 1.2e-7;
+    }
+    let tol = workgroupUniformLoad(&wtol);
+    for (var q = lid; q < COLS; q = q + WG) {
+        aux[COLS + q] = select(0.0, 1.0, aux[q] > tol);
+    }
+    storageBarrier();
+    workgroupBarrier();
+    for (var p = 0u; p < COLS; p = p + 1u) {
+        if (lid == 0u) {
+            wgood = aux[COLS + p];
+        }
+        if (workgroupUniformLoad(&wgood) > 0.5) {
+            continue;
+        }
+        for (var t = 0u; t < ROWS; t = t + 1u) {
+            let e = (p + t) % ROWS;
+            for (var r = lid; r < ROWS; r = r + WG) {
+                w[p * ROWS + r] = select(0.0, 1.0, r == e);
+            }
+            storageBarrier();
+            for (var twice = 0u; twice < 2u; twice = twice + 1u) {
+                for (var q = 0u; q < COLS; q = q + 1u) {
+                    if (lid == 0u) {
+                        wgood = select(aux[COLS + q], 0.0, q == p);
+                    }
+                    if (workgroupUniformLoad(&wgood) < 0.5) {
+                        continue;
+                    }
+                    var part = vec3<f32>(0.0);
+                    for (var r = lid; r < ROWS; r = r + WG) {
+                        part.x = part.x + w[q * ROWS + r] * w[p * ROWS + r];
+                    }
+                    let d = wg_sum3(part, lid).x;
+                    for (var r = lid; r < ROWS; r = r + WG) {
+                        w[p * ROWS + r] = w[p * ROWS + r] - d * w[q * ROWS + r];
+                    }
+                    storageBarrier();
+                }
+            }
+            var part = vec3<f32>(0.0);
+            for (var r = lid; r < ROWS; r = r + WG) {
+                let a = w[p * ROWS + r];
+                part.x = part.x + a * a;
+            }
+            let nrm_local = sqrt(wg_sum3(part, lid).x);
+            if (lid == 0u) {
+                wnorm = nrm_local;
+            }
+            let nrm = workgroupUniformLoad(&wnorm);
+            if (nrm > 0.5) {
+                for (var r = lid; r < ROWS; r = r + WG) {
+                    w[p * ROWS + r] = w[p * ROWS + r] / nrm;
+                }
+                if (lid == 0u) {
+                    aux[COLS + p] = 1.0;
+                }
+                storageBarrier();
+                break;
+            }
+        }
+    }
+}
+
+// One workgroup per column p: its rank in descending order of singular values, then the packed
+// output.
+fn stage_finalize(p: u32, lid: u32) {
+    let sp = aux[p];
+    var rank = 0u;
+    for (var q = 0u; q < COLS; q = q + 1u) {
+        let sq = aux[q];
+        if (sq > sp || (sq == sp && q < p)) {
+            rank = rank + 1u;
+        }
+    }
+    let k = COLS;
+    if (lid == 0u) {
+        out[M * k + rank] = sp;
+    }
+    let vt0 = M * k + k;
+    if (TALL) {
+        for (var r = lid; r < M; r = r + WG) {
+            out[r * k + rank] = w[p * ROWS + r];
+        }
+        for (var c = lid; c < N; c = c + WG) {
+            out[vt0 + rank * N + c] = v[p * COLS + c];
+        }
+    } else {
+        for (var r = lid; r < M; r = r + WG) {
+            out[r * k + rank] = v[p * COLS + r];
+        }
+        for (var c = lid; c < N; c = c + WG) {
+            out[vt0 + rank * N + c] = w[p * ROWS + c];
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (STAGE == 0u) {
+        stage_init(g * WG + lid);
+    } else if (STAGE == 1u) {
+        stage_rotate(g, lid);
+    } else if (STAGE == 2u) {
+        stage_normalize(g, lid);
+    } else if (STAGE == 3u) {
+        stage_complete(lid);
+    } else {
+        stage_finalize(g, lid);
+    }
+}

@@ -1,0 +1,854 @@
+//! The wgpu backend: one code path for Vulkan/Metal/DX12/GL natively and WebGPU in browsers.
+//!
+//! `execute` schedules the plan into fused kernels (`crate::schedule`), describes each as a
+//! [`KernelDesc`], takes its pipeline from the cache (or compiles the WGSL that
+//! `crate::codegen` renders from the same description), and records all dispatches into one
+//! command buffer. Intermediate buffers go back to the pool after their last use.
+
+mod pool;
+
+pub(crate) use self::pool::GpuBuffer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use self::pool::{size_class, BufferPool};
+use super::{Backend, BoxFuture, Storage};
+use crate::codegen::{self, KernelDesc, SMALL_REDUCE};
+use crate::device::{Device, JitMode};
+use crate::error::{Error, Result};
+use crate::graph::eval::Plan;
+use crate::graph::{Op, Value};
+use crate::schedule::{schedule, Body, Inst, Kernel, Program};
+use crate::shape::{numel, Layout};
+use crate::Tensor;
+
+/// Pipelines kept before the least recently used is dropped.
+const CACHE_CAPACITY: usize = 1024;
+/// Sweeps of the Jacobi SVD: natively it stops once a sweep rotates nothing; on wasm, where the
+/// host cannot wait for the GPU inside an evaluation, it runs a fixed number.
+const SVD_MAX_SWEEPS: usize = 30;
+#[cfg(target_arch = "wasm32")]
+const SVD_FIXED_SWEEPS: usize = 15;
+
+struct CacheEntry {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct PipelineCache {
+    entries: HashMap<KernelDesc, CacheEntry>,
+    tick: u64,
+}
+
+impl PipelineCache {
+    fn get(&mut self, key: &KernelDesc) -> Option<Arc<wgpu::ComputePipeline>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|e| {
+            e.last_used = tick;
+            e.pipeline.clone()
+        })
+    }
+
+    fn insert(&mut self, key: KernelDesc, pipeline: Arc<wgpu::ComputePipeline>) {
+        if self.entries.len() >= CACHE_CAPACITY {
+            if let Some(old) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&old);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(
+            key,
+            CacheEntry {
+                pipeline,
+                last_used: self.tick,
+            },
+        );
+    }
+}
+
+/// A bind group layout and the pipeline layout made of it.
+type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
+
+/// The state shared by a one-shot channel's sender and receiver.
+type OneshotState<T> = Arc<Mutex<(Option<T>, Option<std::task::Waker>)>>;
+
+/// Bind group layouts: `n` read-only inputs after the output, or the SVD's own.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum LayoutKind {
+    Slots(usize),
+    Svd,
+}
+
+pub(crate) struct WgpuBackend {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    /// Threads per workgroup of 1-D kernels.
+    wg: u32,
+    pipelines: Mutex<PipelineCache>,
+    layouts: Mutex<HashMap<LayoutKind, Layouts>>,
+    pool: Arc<Mutex<BufferPool>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Device {
+    /// A GPU device through wgpu (Vulkan, Metal, DX12 or GL; `WGPU_BACKEND` can pick one).
+    /// Blocks while the adapter is requested; use [`Device::wgpu_async`] on wasm.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wgpu() -> Result<Device> {
+        pollster::block_on(Device::wgpu_async())
+    }
+
+    /// A GPU device through wgpu; on wasm this is the browser's WebGPU. Fails with
+    /// [`Error::Unavailable`] where there is no adapter.
+    pub async fn wgpu_async() -> Result<Device> {
+        Ok(Device::from_backend(Box::new(WgpuBackend::new().await?)))
+    }
+}
+
+impl WgpuBackend {
+    async fn new() -> Result<Self> {
+        let unavailable = |message: String| Error::Unavailable {
+            backend: "wgpu",
+            message,
+        };
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(format!("no adapter: {e}")))?;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("tmath"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(format!("request_device: {e}")))?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e| lock(&sink).push(e.to_string())));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            lock(&sink).push(format!("device lost ({reason:?}): {msg}"))
+        });
+        let wg = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x)
+            .min(256);
+        let wg = 1 << (31 - wg.max(1).leading_zeros()); // a power of two
+        Ok(WgpuBackend {
+            device,
+            queue,
+            info: adapter.get_info(),
+            limits,
+            wg,
+            pipelines: Mutex::default(),
+            layouts: Mutex::default(),
+            pool: Arc::default(),
+            errors,
+        })
+    }
+
+    /// Fails with the first error the device reported since the last check.
+    fn check_errors(&self) -> Result<()> {
+        let mut errs = lock(&self.errors);
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let msg = errs.join("; ");
+        errs.clear();
+        Err(Error::device(msg))
+    }
+
+    fn max_binding_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// A storage buffer of at least `elems` f32 (from the pool when one fits).
+    fn alloc(&self, op: &'static str, elems: usize) -> Result<Arc<GpuBuffer>> {
+        let bytes = (elems.max(4) as u64) * 4;
+        if bytes > self.max_binding_bytes() {
+            return Err(Error::TooLarge {
+                op,
+                message: format!(
+                    "{bytes} bytes needed, the adapter binds at most {} bytes per buffer",
+                    self.max_binding_bytes()
+                ),
+            });
+        }
+        let class = size_class(bytes).min(self.max_binding_bytes());
+        let buffer = lock(&self.pool).take(class).unwrap_or_else(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("tmath tensor"),
+                size: class,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        Ok(Arc::new(GpuBuffer::new(buffer, class, self.pool.clone())))
+    }
+
+    fn layout(&self, kind: LayoutKind) -> Layouts {
+        let mut layouts = lock(&self.layouts);
+        layouts
+            .entry(kind)
+            .or_insert_with(|| {
+                let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                };
+                let entries: Vec<wgpu::BindGroupLayoutEntry> = match kind {
+                    LayoutKind::Slots(n) => (0..=n as u32).map(|b| storage(b, b > 0)).collect(),
+                    LayoutKind::Svd => {
+                        let mut e: Vec<_> = (0..6u32).map(|b| storage(b, b == 1)).collect();
+                        e.push(wgpu::BindGroupLayoutEntry {
+                            binding: 6,
+                            visibility: wgpu::ShaderStages::COMPUTE,
+                            ty: wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Uniform,
+                                has_dynamic_offset: true,
+                                min_binding_size: wgpu::BufferSize::new(16),
+                            },
+                            count: None,
+                        });
+                        e
+                    }
+                };
+                let bgl = self
+                    .device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: None,
+                        entries: &entries,
+                    });
+                let pl = self
+                    .device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: None,
+                        bind_group_layouts: &[Some(&bgl)],
+                        immediate_size: 0,
+                    });
+                (Arc::new(bgl), Arc::new(pl))
+            })
+            .clone()
+    }
+
+    /// The pipeline of a kernel: from the cache (JIT on), or compiled now.
+    fn pipeline(
+        &self,
+        desc: &KernelDesc,
+        kind: LayoutKind,
+        device: &Device,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let jit = device.jit() == JitMode::On;
+        if jit {
+            if let Some(p) = lock(&self.pipelines).get(desc) {
+                device.record(|s| s.cache_hits += 1);
+                return Ok(p);
+            }
+        }
+        let source = codegen::wgsl(desc);
+        let (_, pl) = self.layout(kind);
+        let t0 = web_time_now();
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("tmath kernel"),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some("tmath kernel"),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            },
+        ));
+        let dt = web_time_now().saturating_sub(t0);
+        device.record(|s| {
+            s.compiles += 1;
+            s.compile_time += dt;
+        });
+        self.check_errors()
+            .map_err(|e| Error::device(format!("compiling a {:?} kernel: {e}", desc_name(desc))))?;
+        if jit {
+            lock(&self.pipelines).insert(desc.clone(), pipeline.clone());
+        }
+        Ok(pipeline)
+    }
+
+    /// (x, y) workgroup counts covering `n` workgroups within the per-dimension limit.
+    fn grid(&self, op: &'static str, n: usize) -> Result<(u32, u32)> {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1) as usize;
+        if n <= max {
+            return Ok((n as u32, 1));
+        }
+        let y = n.div_ceil(max);
+        if y > max {
+            return Err(Error::TooLarge {
+                op,
+                message: format!("{n} workgroups exceed the dispatch limit"),
+            });
+        }
+        Ok((max as u32, y as u32))
+    }
+
+    fn bind_group(
+        &self,
+        kind: LayoutKind,
+        buffers: &[(&wgpu::Buffer, Option<u64>)],
+    ) -> wgpu::BindGroup {
+        let (bgl, _) = self.layout(kind);
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, (b, size))| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b,
+                    offset: 0,
+                    size: size.and_then(wgpu::BufferSize::new),
+                }),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &bgl,
+            entries: &entries,
+        })
+    }
+
+    /// Records one kernel (not SVD) writing `out`.
+    fn encode_kernel(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        desc: &KernelDesc,
+        out: &GpuBuffer,
+        inputs: &[&GpuBuffer],
+        device: &Device,
+    ) -> Result<()> {
+        let name = desc_name(desc);
+        let n_out = numel(&desc.out_shape);
+        let wg = desc.wg as usize;
+        let (x, y, z) = match &desc.body {
+            Body::Elementwise => self
+                .grid(name, n_out.div_ceil(wg))
+                .map(|(x, y)| (x, y, 1))?,
+            Body::Reduce { in_shape, axes, .. } => {
+                let count: usize = axes.iter().map(|&a| in_shape[a]).product();
+                let groups = if count <= SMALL_REDUCE {
+                    n_out.div_ceil(wg)
+                } else {
+                    n_out
+                };
+                self.grid(name, groups).map(|(x, y)| (x, y, 1))?
+            }
+            Body::Softmax { axis, shape, .. } => self
+                .grid(name, n_out / shape[*axis].max(1))
+                .map(|(x, y)| (x, y, 1))?,
+            Body::MatMul { out_shape, .. } => {
+                let r = out_shape.len();
+                let batch: usize = out_shape[..r - 2].iter().product();
+                let max = self.limits.max_compute_workgroups_per_dimension as usize;
+                let (gx, gy) = (out_shape[r - 1].div_ceil(64), out_shape[r - 2].div_ceil(64));
+                if gx > max || gy > max || batch > max {
+                    return Err(Error::TooLarge {
+                        op: "matmul",
+                        message: format!("output {out_shape:?} exceeds the dispatch limit"),
+                    });
+                }
+                (gx as u32, gy as u32, batch as u32)
+            }
+            Body::Svd { .. } => return Err(Error::device("internal: SVD goes through run_svd")),
+        };
+        if n_out == 0 || x == 0 || y == 0 || z == 0 {
+            return Ok(());
+        }
+        let kind = LayoutKind::Slots(inputs.len());
+        let pipeline = self.pipeline(desc, kind, device)?;
+        let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
+        buffers.extend(inputs.iter().map(|b| (b.raw(), None)));
+        let bg = self.bind_group(kind, &buffers);
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(name),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(x, y, z);
+        drop(pass);
+        device.record(|s| s.dispatches += 1);
+        Ok(())
+    }
+
+    /// A dense copy of a strided value (the gather kernel).
+    fn densify(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        v: &Value,
+        device: &Device,
+    ) -> Result<Arc<GpuBuffer>> {
+        let out = self.alloc("copy", v.layout.numel())?;
+        let desc = KernelDesc {
+            body: Body::Elementwise,
+            prologue: Program::default(),
+            epilogue: Program {
+                insts: vec![Inst::Load {
+                    slot: 0,
+                    shape: v.layout.shape.clone(),
+                }],
+                result: 0,
+            },
+            slots: vec![v.layout.clone()],
+            out_shape: v.layout.shape.clone(),
+            wg: self.wg,
+            stage: 0,
+        };
+        self.encode_kernel(enc, &desc, &out, &[gpu(v)?], device)?;
+        Ok(out)
+    }
+
+    /// The thin SVD by one-sided Jacobi: init, sweeps of rotation rounds, normalize, complete,
+    /// finalize. Submits `enc` (pending work) first, since sweeps end on a counter read natively.
+    fn run_svd(
+        &self,
+        enc: wgpu::CommandEncoder,
+        m: usize,
+        n: usize,
+        input: &Value,
+        out: &GpuBuffer,
+        device: &Device,
+    ) -> Result<wgpu::CommandEncoder> {
+        let (rows, cols) = if m >= n { (m, n) } else { (n, m) };
+        if cols == 0 {
+            self.queue.submit([enc.finish()]);
+            return Ok(self.new_encoder());
+        }
+        let pairs = cols.div_ceil(2);
+        let rounds = 2 * pairs - 1;
+        let w = self.alloc("svd", rows * cols)?;
+        let v = self.alloc("svd", cols * cols)?;
+        let aux = self.alloc("svd", 2 * cols)?;
+        let counter = self.alloc("svd", 4)?;
+        let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let mut round_data = vec![0u8; rounds * align];
+        for r in 0..rounds {
+            round_data[r * align..r * align + 4].copy_from_slice(&(r as u32).to_le_bytes());
+        }
+        let round_buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("svd rounds"),
+            size: round_data.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&round_buf, 0, &round_data);
+        let stage_desc = |stage: u32| KernelDesc {
+            body: Body::Svd { m, n },
+            prologue: Program::default(),
+            epilogue: Program::default(),
+            slots: vec![input.layout.clone()],
+            out_shape: vec![crate::ops::linalg::packed_len(m, n)],
+            wg: 256,
+            stage,
+        };
+        let pipelines = (0..5)
+            .map(|s| self.pipeline(&stage_desc(s), LayoutKind::Svd, device))
+            .collect::<Result<Vec<_>>>()?;
+        let bg = self.bind_group(
+            LayoutKind::Svd,
+            &[
+                (out.raw(), None),
+                (gpu(input)?.raw(), None),
+                (w.raw(), None),
+                (v.raw(), None),
+                (aux.raw(), None),
+                (counter.raw(), None),
+                (&round_buf, Some(16)),
+            ],
+        );
+        let dispatch = |enc: &mut wgpu::CommandEncoder,
+                        stage: usize,
+                        groups: usize,
+                        offsets: &[u32]|
+         -> Result<()> {
+            let (x, y) = self.grid("svd", groups)?;
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("svd"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipelines[stage]);
+            for &off in offsets {
+                pass.set_bind_group(0, &bg, &[off]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+            drop(pass);
+            device.record(|s| s.dispatches += offsets.len() as u64);
+            Ok(())
+        };
+        let round_offsets: Vec<u32> = (0..rounds).map(|r| (r * align) as u32).collect();
+        let mut enc = enc;
+        dispatch(
+            &mut enc,
+            0,
+            (rows * cols).max(cols * cols).div_ceil(256),
+            &[0],
+        )?;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("svd counter"),
+                size: 4,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            for _ in 0..SVD_MAX_SWEEPS {
+                enc.clear_buffer(counter.raw(), 0, Some(16));
+                dispatch(&mut enc, 1, pairs, &round_offsets)?;
+                enc.copy_buffer_to_buffer(counter.raw(), 0, &staging, 0, Some(4));
+                self.queue.submit([enc.finish()]);
+                enc = self.new_encoder();
+                let rotations = {
+                    let slice = staging.slice(..);
+                    slice.map_async(wgpu::MapMode::Read, |_| {});
+                    self.device
+                        .poll(wgpu::PollType::wait_indefinitely())
+                        .map_err(|e| Error::device(e.to_string()))?;
+                    let r = slice
+                        .get_mapped_range()
+                        .map(|v| u32::from_le_bytes(v[..4].try_into().unwrap_or([0; 4])))
+                        .map_err(|e| Error::device(e.to_string()))?;
+                    staging.unmap();
+                    r
+                };
+                self.check_errors()?;
+                if rotations == 0 {
+                    break;
+                }
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        for _ in 0..SVD_FIXED_SWEEPS {
+            dispatch(&mut enc, 1, pairs, &round_offsets)?;
+        }
+        dispatch(&mut enc, 2, cols, &[0])?;
+        dispatch(&mut enc, 3, 1, &[0])?;
+        dispatch(&mut enc, 4, cols, &[0])?;
+        Ok(enc)
+    }
+
+    fn new_encoder(&self) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("tmath"),
+            })
+    }
+
+    /// The value of `t`, following view ops (permute, slice) down to a computed or cached value.
+    fn resolve(t: &Tensor, live: &HashMap<u64, Value>) -> Result<Value> {
+        let mut chain = vec![];
+        let mut cur = t.clone();
+        let mut value = loop {
+            if let Some(v) = live
+                .get(&cur.node().id)
+                .cloned()
+                .or_else(|| cur.node().cached())
+            {
+                break v;
+            }
+            match cur.node().op {
+                Op::Permute(_) | Op::Slice { .. } => {
+                    let next = cur.node().inputs[0].clone();
+                    chain.push(cur);
+                    cur = next;
+                }
+                _ => {
+                    return Err(Error::device(format!(
+                        "internal: {} has no value yet",
+                        cur.node().op.name()
+                    )))
+                }
+            }
+        };
+        for view in chain.iter().rev() {
+            value = crate::ops::movement::view(view.node(), &[value]).ok_or_else(|| {
+                Error::device(format!(
+                    "internal: {} is not a view here",
+                    view.node().op.name()
+                ))
+            })?;
+        }
+        Ok(value)
+    }
+
+    /// The node a view chain rests on (itself if it is not a view).
+    fn base_id(t: &Tensor) -> u64 {
+        let mut cur = t;
+        while matches!(cur.node().op, Op::Permute(_) | Op::Slice { .. })
+            && cur.node().cached().is_none()
+        {
+            cur = &cur.node().inputs[0];
+        }
+        cur.node().id
+    }
+
+    fn run_kernel(
+        &self,
+        enc: &mut Option<wgpu::CommandEncoder>,
+        k: &Kernel,
+        live: &HashMap<u64, Value>,
+        device: &Device,
+    ) -> Result<Value> {
+        let root = &k.root;
+        let slots = k
+            .slots
+            .iter()
+            .map(|t| Self::resolve(t, live))
+            .collect::<Result<Vec<_>>>()?;
+        // A reshape that is a plain copy becomes a view when the strides allow.
+        if matches!(root.node().op, Op::Reshape)
+            && k.epilogue.is_copy()
+            && matches!(k.body, Body::Elementwise)
+        {
+            if let Some(layout) = slots[0].layout.reshape(root.shape()) {
+                return Ok(Value {
+                    storage: slots[0].storage.clone(),
+                    layout,
+                });
+            }
+        }
+        let desc = KernelDesc {
+            body: k.body.clone(),
+            prologue: k.prologue.clone(),
+            epilogue: k.epilogue.clone(),
+            slots: slots.iter().map(|v| v.layout.clone()).collect(),
+            out_shape: root.shape().to_vec(),
+            wg: self.wg,
+            stage: 0,
+        };
+        let out = self.alloc(root.node().op.name(), root.numel())?;
+        if let Body::Svd { m, n } = k.body {
+            let e = enc.take().unwrap_or_else(|| self.new_encoder());
+            *enc = Some(self.run_svd(e, m, n, &slots[0], &out, device)?);
+        } else {
+            let bufs = slots.iter().map(gpu).collect::<Result<Vec<_>>>()?;
+            self.encode_kernel(
+                enc.get_or_insert_with(|| self.new_encoder()),
+                &desc,
+                &out,
+                &bufs,
+                device,
+            )?;
+        }
+        Ok(Value {
+            storage: Storage::Wgpu(out),
+            layout: Layout::contiguous(root.shape()),
+        })
+    }
+}
+
+/// A short name for messages and labels.
+fn desc_name(d: &KernelDesc) -> &'static str {
+    match &d.body {
+        Body::Elementwise => "elementwise",
+        Body::Reduce { .. } => "reduce",
+        Body::Softmax { log: false, .. } => "softmax",
+        Body::Softmax { log: true, .. } => "log_softmax",
+        Body::MatMul { .. } => "matmul",
+        Body::Svd { .. } => "svd",
+    }
+}
+
+fn gpu(v: &Value) -> Result<&GpuBuffer> {
+    match &v.storage {
+        Storage::Wgpu(b) => Ok(b),
+        #[allow(unreachable_patterns)]
+        _ => Err(Error::DeviceMismatch { op: "wgpu" }),
+    }
+}
+
+/// Monotonic time for compile measurements (`std::time::Instant` panics on wasm32).
+fn web_time_now() -> std::time::Duration {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        std::time::Duration::ZERO
+    }
+}
+
+/// A one-shot channel for the map callback (no executor dependency).
+struct Oneshot<T> {
+    state: OneshotState<T>,
+}
+
+impl<T> std::future::Future for Oneshot<T> {
+    type Output = T;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        let mut s = lock(&self.state);
+        match s.0.take() {
+            Some(v) => std::task::Poll::Ready(v),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+impl Backend for WgpuBackend {
+    fn kind(&self) -> &'static str {
+        "wgpu"
+    }
+
+    fn adapter_name(&self) -> String {
+        self.info.name.clone()
+    }
+
+    fn upload(&self, data: Vec<f32>) -> Result<Storage> {
+        let buf = self.alloc("upload", data.len())?;
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(buf.raw(), 0, bytemuck::cast_slice(&data));
+        }
+        Ok(Storage::Wgpu(buf))
+    }
+
+    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+        self.check_errors()?;
+        let max_slots = (self.limits.max_storage_buffers_per_shader_stage as usize)
+            .saturating_sub(1)
+            .clamp(1, 15);
+        let kernels = schedule(plan, device.jit() == JitMode::On, max_slots);
+        // Reads left per computed value: kernel slots (through views) and outputs.
+        let mut uses: HashMap<u64, usize> = HashMap::new();
+        for k in &kernels {
+            for s in &k.slots {
+                *uses.entry(Self::base_id(s)).or_default() += 1;
+            }
+        }
+        for t in &plan.outputs {
+            *uses.entry(Self::base_id(t)).or_default() += 1;
+        }
+        let mut live: HashMap<u64, Value> = HashMap::new();
+        let mut enc: Option<wgpu::CommandEncoder> = None;
+        for k in &kernels {
+            let value = self.run_kernel(&mut enc, k, &live, device)?;
+            if k.root.node().op.keeps_value() {
+                k.root.node().set_cached(value.clone());
+            }
+            live.insert(k.root.node().id, value);
+            for s in &k.slots {
+                let id = Self::base_id(s);
+                if let Some(n) = uses.get_mut(&id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        live.remove(&id);
+                    }
+                }
+            }
+        }
+        if let Some(enc) = enc {
+            self.queue.submit([enc.finish()]);
+        }
+        self.check_errors()?;
+        plan.outputs
+            .iter()
+            .map(|t| Self::resolve(t, &live))
+            .collect()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn synchronize(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::device(e.to_string()))?;
+        self.check_errors()
+    }
+
+    fn read<'a>(&'a self, value: &'a Value, device: &'a Device) -> BoxFuture<'a, Result<Vec<f32>>> {
+        Box::pin(async move {
+            let n = value.layout.numel();
+            if n == 0 {
+                return Ok(vec![]);
+            }
+            let mut enc = self.new_encoder();
+            let (src, offset) = if value.layout.is_contiguous() {
+                (gpu(value)?.raw().clone(), value.layout.offset as u64 * 4)
+            } else {
+                (self.densify(&mut enc, value, device)?.raw().clone(), 0)
+            };
+            let bytes = n as u64 * 4;
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("tmath read"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            enc.copy_buffer_to_buffer(&src, offset, &staging, 0, Some(bytes));
+            self.queue.submit([enc.finish()]);
+            let state: OneshotState<std::result::Result<(), wgpu::BufferAsyncError>> =
+                Arc::default();
+            let tx = state.clone();
+            staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let mut s = lock(&tx);
+                s.0 = Some(r);
+                if let Some(w) = s.1.take() {
+                    w.wake();
+                }
+            });
+            #[cfg(not(target_arch = "wasm32"))]
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::device(e.to_string()))?;
+            Oneshot { state }
+                .await
+                .map_err(|e| Error::device(format!("reading back: {e}")))?;
+            let data: Vec<f32> = bytemuck::pod_collect_to_vec(
+                &staging
+                    .slice(..)
+                    .get_mapped_range()
+                    .map_err(|e| Error::device(e.to_string()))?[..],
+            );
+            staging.unmap();
+            self.check_errors()?;
+            Ok(data)
+        })
+    }
+}

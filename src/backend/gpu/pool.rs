@@ -1,0 +1,95 @@
+//! Buffers and their reuse: freed buffers go back to a pool by size class and are handed out
+//! again, so steady-state evaluation allocates nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Most bytes the pool keeps idle; beyond this, freed buffers are destroyed.
+const POOL_CAP_BYTES: u64 = 1 << 30;
+
+/// Size classes: four per power of two (at most 25% waste), at least 256 bytes.
+pub(crate) fn size_class(bytes: u64) -> u64 {
+    let b = bytes.max(256);
+    let p = 63 - (b - 1).leading_zeros() as u64; // 2^p < b <= 2^(p+1)
+    let base = 1u64 << p;
+    let step = (base / 4).max(1);
+    b.div_ceil(step) * step
+}
+
+#[derive(Default)]
+pub(crate) struct BufferPool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    idle_bytes: u64,
+}
+
+impl BufferPool {
+    pub fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
+        let b = self.free.get_mut(&class)?.pop()?;
+        self.idle_bytes -= class;
+        Some(b)
+    }
+
+    fn put(&mut self, class: u64, buffer: wgpu::Buffer) {
+        if self.idle_bytes + class > POOL_CAP_BYTES {
+            buffer.destroy();
+            return;
+        }
+        self.idle_bytes += class;
+        self.free.entry(class).or_default().push(buffer);
+    }
+}
+
+/// A storage buffer of the device; returns to the pool when the last handle is dropped.
+pub(crate) struct GpuBuffer {
+    buffer: Option<wgpu::Buffer>,
+    class: u64,
+    pool: Arc<Mutex<BufferPool>>,
+}
+
+impl GpuBuffer {
+    pub fn new(buffer: wgpu::Buffer, class: u64, pool: Arc<Mutex<BufferPool>>) -> Self {
+        GpuBuffer {
+            buffer: Some(buffer),
+            class,
+            pool,
+        }
+    }
+
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer present until drop")
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            self.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(self.class, b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn classes_cover_and_bound_waste() {
+        for b in [
+            1u64,
+            255,
+            256,
+            257,
+            1000,
+            4096,
+            4097,
+            1 << 20,
+            (1 << 20) + 1,
+            3_000_001,
+        ] {
+            let c = super::size_class(b);
+            assert!(c >= b && c >= 256, "{b} -> {c}");
+            assert!(b < 256 || c as f64 <= b as f64 * 1.25 + 1.0, "{b} -> {c}");
+        }
+    }
+}
