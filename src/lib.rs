@@ -36,6 +36,13 @@ mod shape;
 mod tensor;
 
 pub use device::{Device, JitMode, Stats};
+
+/// Hooks for tests of the compiler itself (not part of the stable API).
+#[doc(hidden)]
+#[cfg(feature = "wgpu")]
+pub mod debug {
+    pub use crate::codegen::{start_shader_log, take_shader_log};
+}
 pub use error::{Error, Result};
 pub use tensor::Tensor;
 

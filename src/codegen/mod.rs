@@ -140,8 +140,35 @@ fn reduce_parts(op: ReduceOp) -> (&'static str, &'static str) {
     }
 }
 
+static SHADER_LOG: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
+
+/// Starts keeping a copy of every WGSL source the JIT compiles (process-wide; for tests that
+/// validate the emitted shaders with naga).
+pub fn start_shader_log() {
+    let mut log = SHADER_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    log.get_or_insert_with(Vec::new);
+}
+
+/// The WGSL sources compiled since [`start_shader_log`] (or the last take).
+pub fn take_shader_log() -> Vec<String> {
+    let mut log = SHADER_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    log.as_mut().map(std::mem::take).unwrap_or_default()
+}
+
 /// The WGSL source of a kernel.
 pub(crate) fn wgsl(d: &KernelDesc) -> String {
+    let source = render(d);
+    if let Some(log) = SHADER_LOG
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+    {
+        log.push(source.clone());
+    }
+    source
+}
+
+fn render(d: &KernelDesc) -> String {
     let n_out: usize = d.out_shape.iter().product();
     let mut s = String::from(PRELUDE);
     s += "\n";
