@@ -990,7 +990,11 @@ pub async fn jit_caches_pipelines(dev: &Device) {
             s2.cache_hits > s1.cache_hits,
             "the second evaluation hits the cache"
         );
-        assert!(s1.compile_time > s0.compile_time || s1.compile_time == s0.compile_time);
+        #[cfg(not(target_arch = "wasm32"))]
+        assert!(
+            s1.compile_time > s0.compile_time,
+            "compiling takes measurable time"
+        );
     }
     run(21, 3).await;
     let s3 = dev.stats();
