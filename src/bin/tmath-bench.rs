@@ -63,7 +63,9 @@ struct Row {
     mode: &'static str,
     times: Vec<f64>,
     flops: f64,
+    bytes: f64,
     compiles: u64,
+    compile_ms: f64,
     dispatches: u64,
     max_abs_err: Option<f64>,
     failed: Option<String>,
@@ -90,6 +92,8 @@ struct Case {
     n: usize,
     shape: Vec<usize>,
     flops: f64,
+    /// Bytes that must move (inputs read + output written), for GB/s.
+    bytes: f64,
     inputs: Build,
     graph: fn(&[Tensor]) -> tmath::Result<Vec<Tensor>>,
 }
@@ -135,7 +139,9 @@ fn run_case(kind: Kind, case: &Case, reps: usize, reference: Option<&[Tensor]>) 
             mode,
             times: vec![],
             flops: case.flops,
+            bytes: case.bytes,
             compiles: 0,
+            compile_ms: 0.0,
             dispatches: 0,
             max_abs_err: None,
             failed: None,
@@ -160,6 +166,10 @@ fn run_case(kind: Kind, case: &Case, reps: usize, reference: Option<&[Tensor]>) 
             }
             let after = dev.stats();
             row.compiles = (after.compiles - before.compiles) / n as u64;
+            if after.compiles > before.compiles {
+                row.compile_ms = (after.compile_time - before.compile_time).as_secs_f64() * 1e3
+                    / (after.compiles - before.compiles) as f64;
+            }
             row.dispatches = (after.dispatches - before.dispatches) / n as u64;
             if let Some(want) = reference {
                 row.max_abs_err = Some(max_err(&last, want)?);
@@ -180,12 +190,14 @@ fn cases(quick: bool) -> Vec<Case> {
     } else {
         (1024, 512, 1024)
     };
+    let e = (el * el) as f64;
     vec![
         Case {
             op: "matmul",
             n: mm,
             shape: vec![mm, mm],
             flops: 2.0 * (mm as f64).powi(3),
+            bytes: 0.0,
             inputs: |d, n| {
                 Ok((
                     vec![Tensor::randn(&[n, n], 1, d)?, Tensor::randn(&[n, n], 2, d)?],
@@ -199,6 +211,7 @@ fn cases(quick: bool) -> Vec<Case> {
             n: svd,
             shape: vec![svd, svd],
             flops: 0.0,
+            bytes: 0.0,
             inputs: |d, n| Ok((vec![Tensor::randn(&[n, n], 3, d)?], vec![])),
             graph: |x| {
                 let (_, s, _) = x[0].svd()?;
@@ -210,8 +223,62 @@ fn cases(quick: bool) -> Vec<Case> {
             n: el,
             shape: vec![el, el],
             flops: 0.0,
+            bytes: 8.0 * e,
             inputs: |d, n| Ok((vec![Tensor::randn(&[n, n], 4, d)?], vec![])),
             graph: |x| Ok(vec![x[0].gelu()?]),
+        },
+        Case {
+            op: "softmax (last axis)",
+            n: el,
+            shape: vec![el, el],
+            flops: 0.0,
+            bytes: 8.0 * e,
+            inputs: |d, n| Ok((vec![Tensor::randn(&[n, n], 5, d)?], vec![])),
+            graph: |x| Ok(vec![x[0].softmax(1)?]),
+        },
+        Case {
+            op: "8-op elementwise chain",
+            n: el,
+            shape: vec![el, el],
+            flops: 0.0,
+            bytes: 8.0 * e,
+            inputs: |d, n| {
+                Ok((
+                    vec![Tensor::randn(&[n, n], 6, d)?, Tensor::scalar(0.5, d)?],
+                    vec![],
+                ))
+            },
+            graph: |x| {
+                let c = &x[1];
+                let y = x[0]
+                    .mul(c)?
+                    .add(c)?
+                    .tanh()?
+                    .abs()?
+                    .sqrt()?
+                    .neg()?
+                    .exp()?
+                    .sigmoid()?;
+                Ok(vec![y])
+            },
+        },
+        Case {
+            op: "matmul + bias + gelu",
+            n: mm,
+            shape: vec![mm, mm],
+            flops: 2.0 * (mm as f64).powi(3),
+            bytes: 0.0,
+            inputs: |d, n| {
+                Ok((
+                    vec![
+                        Tensor::randn(&[n, n], 7, d)?,
+                        Tensor::randn(&[n, n], 8, d)?,
+                        Tensor::randn(&[n], 9, d)?,
+                    ],
+                    vec![],
+                ))
+            },
+            graph: |x| Ok(vec![x[0].matmul(&x[1])?.add(&x[2])?.gelu()?]),
         },
     ]
 }
@@ -286,7 +353,7 @@ fn fmt_ms(r: Option<&Row>) -> String {
 
 fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| operation | device | without JIT (ms) | JIT cold (ms) | JIT cached (ms) | speed-up off→cached | GFLOP/s (cached) |\n|---|---|---|---|---|---|---|\n",
+        "| operation | device | without JIT (ms) | JIT cold (ms) | JIT cached (ms) | speed-up off→cached | GFLOP/s or GB/s (cached) | kernels off / on | compile ms per pipeline |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut seen = vec![];
     for r in rows {
@@ -308,13 +375,25 @@ fn markdown(rows: &[Row]) -> String {
         };
         let gflops = match cached {
             Some(c) if c.flops > 0.0 && c.failed.is_none() => {
-                format!("{:.1}", c.flops / (c.median() * 1e6))
+                format!("{:.1} GFLOP/s", c.flops / (c.median() * 1e6))
             }
+            Some(c) if c.bytes > 0.0 && c.failed.is_none() => {
+                format!("{:.1} GB/s", c.bytes / (c.median() * 1e6))
+            }
+            _ => "–".into(),
+        };
+        let kernels = format!(
+            "{} / {}",
+            off.map_or(0, |r| r.dispatches),
+            cached.map_or(0, |r| r.dispatches)
+        );
+        let compile = match cold {
+            Some(c) if c.compiles > 0 => format!("{:.2} ({} pipelines)", c.compile_ms, c.compiles),
             _ => "–".into(),
         };
         let dims: Vec<String> = r.shape.iter().map(|d| d.to_string()).collect();
         s += &format!(
-            "| {} {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.op,
             dims.join("×"),
             r.device,
@@ -322,7 +401,9 @@ fn markdown(rows: &[Row]) -> String {
             fmt_ms(cold),
             fmt_ms(cached),
             speedup,
-            gflops
+            gflops,
+            kernels,
+            compile
         );
     }
     s
@@ -368,7 +449,7 @@ fn write_reports(dir: &str, rows: &[Row], md: &str, quick: bool) -> std::io::Res
         t.sort_by(|a, b| a.total_cmp(b));
         let shape: Vec<String> = r.shape.iter().map(|d| d.to_string()).collect();
         j += &format!(
-            ",\n{{\"op\": {}, \"shape\": [{}], \"device\": {}, \"backend\": {}, \"mode\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"reps\": {}, \"gflops\": {}, \"compiles\": {}, \"dispatches\": {}, \"max_abs_err\": {}, \"failed\": {}}}",
+            ",\n{{\"op\": {}, \"shape\": [{}], \"device\": {}, \"backend\": {}, \"mode\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"reps\": {}, \"gflops\": {}, \"gbps\": {}, \"compiles\": {}, \"compile_ms_per_pipeline\": {}, \"dispatches\": {}, \"max_abs_err\": {}, \"failed\": {}}}",
             json_str(&r.op),
             shape.join(", "),
             json_str(&r.device),
@@ -379,7 +460,9 @@ fn write_reports(dir: &str, rows: &[Row], md: &str, quick: bool) -> std::io::Res
             json_num(t.last().copied().unwrap_or(f64::NAN)),
             t.len(),
             if r.flops > 0.0 { json_num(r.flops / (r.median() * 1e6)) } else { "null".into() },
+            if r.bytes > 0.0 { json_num(r.bytes / (r.median() * 1e6)) } else { "null".into() },
             r.compiles,
+            if r.compiles > 0 { json_num(r.compile_ms) } else { "null".into() },
             r.dispatches,
             r.max_abs_err.map(json_num).unwrap_or("null".into()),
             r.failed.as_deref().map(json_str).unwrap_or("null".into()),

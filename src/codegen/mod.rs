@@ -30,6 +30,16 @@ pub(crate) struct KernelDesc {
 /// Reduce kernels with at most this many elements per output use one thread per output.
 pub(crate) const SMALL_REDUCE: usize = 16;
 
+/// Outputs per thread (rows, cols) of the matmul kernel for an `m × n` result: 8×8 (128×128
+/// tiles) when both sides are large, else 4×4 (64×64 tiles, less waste on small shapes).
+pub(crate) fn matmul_tile(m: usize, n: usize) -> (usize, usize) {
+    if m >= 512 && n >= 512 {
+        (8, 8)
+    } else {
+        (4, 4)
+    }
+}
+
 /// Merges dims that can be walked as one (dense runs, broadcast runs) and drops size-1 dims.
 fn simplify(l: &Layout) -> Layout {
     let mut shape: Vec<usize> = vec![];
@@ -382,16 +392,55 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let ca = la.strides[la.shape.len() - 1];
             let rb = lb.strides[lb.shape.len() - 2];
             let cb = lb.strides[lb.shape.len() - 1];
+            let (tm, tn) = matmul_tile(m, n);
+            let (bm, bn, bk) = (16 * tm, 16 * tn, 16);
+            let (mut acc, mut fma, mut store) = (String::new(), String::new(), String::new());
+            for i in 0..tm {
+                let _ = writeln!(
+                    fma,
+                    "            let a{i} = tile_a[kk * BM + lid.y + {}u];",
+                    i * 16
+                );
+            }
+            for j in 0..tn {
+                let _ = writeln!(
+                    fma,
+                    "            let b{j} = tile_b[kk * BN + lid.x + {}u];",
+                    j * 16
+                );
+            }
+            for i in 0..tm {
+                for j in 0..tn {
+                    let _ = writeln!(acc, "    var c{i}_{j} = 0.0;");
+                    let _ = writeln!(fma, "            c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
+                    let _ = writeln!(
+                        store,
+                        "    {{\n        let r = row0 + lid.y + {}u;\n        let c = col0 + lid.x + {}u;\n        if (r < MM_M && c < MM_N) {{\n            let gi = batch * MM_M * MM_N + r * MM_N + c;\n            out[gi] = epilogue(gi, c{i}_{j});\n        }}\n    }}",
+                        i * 16,
+                        j * 16
+                    );
+                }
+            }
             s += &MATMUL
                 .replace("{M}", &m.to_string())
                 .replace("{N}", &n.to_string())
                 .replace("{K}", &k.to_string())
+                .replace("{BM}", &bm.to_string())
+                .replace("{BN}", &bn.to_string())
+                .replace("{BK}", &bk.to_string())
+                .replace("{TILE_A}", &(bm * bk).to_string())
+                .replace("{TILE_B}", &(bn * bk).to_string())
+                .replace("{LOADS_A}", &(bm * bk / 256).to_string())
+                .replace("{LOADS_B}", &(bn * bk / 256).to_string())
                 .replace("{A}", &format!("in{a}"))
                 .replace("{B}", &format!("in{b}"))
                 .replace("{ARS}", &ra.to_string())
                 .replace("{ACS}", &ca.to_string())
                 .replace("{BRS}", &rb.to_string())
                 .replace("{BCS}", &cb.to_string())
+                .replace("{ACC_DECL}", &acc)
+                .replace("{FMA}", fma.trim_end())
+                .replace("{STORE}", store.trim_end())
                 .replace("{EPILOGUE}", &epi)
                 .replace("{RESULT}", &eres);
         }

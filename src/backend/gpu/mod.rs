@@ -383,7 +383,11 @@ impl WgpuBackend {
                 let r = out_shape.len();
                 let batch: usize = out_shape[..r - 2].iter().product();
                 let max = self.limits.max_compute_workgroups_per_dimension as usize;
-                let (gx, gy) = (out_shape[r - 1].div_ceil(64), out_shape[r - 2].div_ceil(64));
+                let (tm, tn) = codegen::matmul_tile(out_shape[r - 2], out_shape[r - 1]);
+                let (gx, gy) = (
+                    out_shape[r - 1].div_ceil(16 * tn),
+                    out_shape[r - 2].div_ceil(16 * tm),
+                );
                 if gx > max || gy > max || batch > max {
                     return Err(Error::TooLarge {
                         op: "matmul",
