@@ -13,6 +13,8 @@ const N: u32 = {N}u;
 const TALL: bool = {TALL};
 const STAGE: u32 = {STAGE}u;
 const WG: u32 = 256u;
+// Columns count as orthogonal once |cos| ≤ ROT_TOL: a few ulps of an f32 dot product of ROWS terms.
+const ROT_TOL: f32 = {ROT_TOL};
 
 struct Round {
     r: u32,
@@ -83,7 +85,7 @@ fn stage_rotate(p: u32, lid: u32) {
         let beta = sums.y;
         let gamma = sums.z;
         flag = 0u;
-        if (valid_pair && abs(gamma) > 1e-6 * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
+        if (valid_pair && abs(gamma) > ROT_TOL * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
             let zeta = (beta - alpha) / (2.0 * gamma);
             let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
             let c = 1.0 / sqrt(1.0 + t * t);
@@ -130,11 +132,15 @@ fn stage_normalize(c: u32, lid: u32) {
 
 var<workgroup> wtol: f32;
 var<workgroup> wgood: f32;
-var<workgroup> wnorm: f32;
+var<workgroup> best_score: array<f32, 256>;
+var<workgroup> best_index: array<u32, 256>;
 
-// One workgroup. Columns whose singular value is below round-off get a unit vector orthogonal
-// to all other columns (Gram–Schmidt on e_t), so U (or Vᵀ) stays orthonormal for rank-deficient
-// input. aux[COLS + q] marks columns already orthonormal.
+// One workgroup. Columns whose singular value is below round-off (σ ≤ σ_max·max(m,n)·ε) get a
+// unit vector orthogonal to all other columns, so U (or Vᵀ) stays orthonormal for
+// rank-deficient input. aux[COLS + q] marks columns already orthonormal; aux[2·COLS + q] holds
+// projection coefficients. For each such column: start from the unit vector e_t with the largest
+// component outside the span of the good columns (at least 1/ROWS of it), then classical
+// Gram–Schmidt twice (CGS2), then normalize.
 fn stage_complete(lid: u32) {
     if (lid == 0u) {
         var mx = 0.0;
@@ -148,7 +154,6 @@ fn stage_complete(lid: u32) {
         aux[COLS + q] = select(0.0, 1.0, aux[q] > tol);
     }
     storageBarrier();
-    workgroupBarrier();
     for (var p = 0u; p < COLS; p = p + 1u) {
         if (lid == 0u) {
             wgood = aux[COLS + p];
@@ -156,52 +161,70 @@ fn stage_complete(lid: u32) {
         if (workgroupUniformLoad(&wgood) > 0.5) {
             continue;
         }
-        for (var t = 0u; t < ROWS; t = t + 1u) {
-            let e = (p + t) % ROWS;
-            for (var r = lid; r < ROWS; r = r + WG) {
-                w[p * ROWS + r] = select(0.0, 1.0, r == e);
-            }
-            storageBarrier();
-            for (var twice = 0u; twice < 2u; twice = twice + 1u) {
-                for (var q = 0u; q < COLS; q = q + 1u) {
-                    if (lid == 0u) {
-                        wgood = select(aux[COLS + q], 0.0, q == p);
-                    }
-                    if (workgroupUniformLoad(&wgood) < 0.5) {
-                        continue;
-                    }
-                    var part = vec3<f32>(0.0);
-                    for (var r = lid; r < ROWS; r = r + WG) {
-                        part.x = part.x + w[q * ROWS + r] * w[p * ROWS + r];
-                    }
-                    let d = wg_sum3(part, lid).x;
-                    for (var r = lid; r < ROWS; r = r + WG) {
-                        w[p * ROWS + r] = w[p * ROWS + r] - d * w[q * ROWS + r];
-                    }
-                    storageBarrier();
+        // The best starting unit vector.
+        var score = -1.0;
+        var index = 0u;
+        for (var t = lid; t < ROWS; t = t + WG) {
+            var inside = 0.0;
+            for (var q = 0u; q < COLS; q = q + 1u) {
+                if (aux[COLS + q] > 0.5) {
+                    let x = w[q * ROWS + t];
+                    inside = inside + x * x;
                 }
             }
-            var part = vec3<f32>(0.0);
-            for (var r = lid; r < ROWS; r = r + WG) {
-                let a = w[p * ROWS + r];
-                part.x = part.x + a * a;
-            }
-            let nrm_local = sqrt(wg_sum3(part, lid).x);
-            if (lid == 0u) {
-                wnorm = nrm_local;
-            }
-            let nrm = workgroupUniformLoad(&wnorm);
-            if (nrm > 0.5) {
-                for (var r = lid; r < ROWS; r = r + WG) {
-                    w[p * ROWS + r] = w[p * ROWS + r] / nrm;
-                }
-                if (lid == 0u) {
-                    aux[COLS + p] = 1.0;
-                }
-                storageBarrier();
-                break;
+            if (1.0 - inside > score) {
+                score = 1.0 - inside;
+                index = t;
             }
         }
+        best_score[lid] = score;
+        best_index[lid] = index;
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+            if (lid < s && best_score[lid + s] > best_score[lid]) {
+                best_score[lid] = best_score[lid + s];
+                best_index[lid] = best_index[lid + s];
+            }
+            workgroupBarrier();
+        }
+        let e = best_index[0];
+        for (var r = lid; r < ROWS; r = r + WG) {
+            w[p * ROWS + r] = select(0.0, 1.0, r == e);
+        }
+        storageBarrier();
+        for (var twice = 0u; twice < 2u; twice = twice + 1u) {
+            for (var q = lid; q < COLS; q = q + WG) {
+                var d = 0.0;
+                if (aux[COLS + q] > 0.5 && q != p) {
+                    for (var r = 0u; r < ROWS; r = r + 1u) {
+                        d = d + w[q * ROWS + r] * w[p * ROWS + r];
+                    }
+                }
+                aux[2u * COLS + q] = d;
+            }
+            storageBarrier();
+            for (var r = lid; r < ROWS; r = r + WG) {
+                var x = w[p * ROWS + r];
+                for (var q = 0u; q < COLS; q = q + 1u) {
+                    x = x - aux[2u * COLS + q] * w[q * ROWS + r];
+                }
+                w[p * ROWS + r] = x;
+            }
+            storageBarrier();
+        }
+        var part = vec3<f32>(0.0);
+        for (var r = lid; r < ROWS; r = r + WG) {
+            let a = w[p * ROWS + r];
+            part.x = part.x + a * a;
+        }
+        let nrm = sqrt(wg_sum3(part, lid).x);
+        for (var r = lid; r < ROWS; r = r + WG) {
+            w[p * ROWS + r] = w[p * ROWS + r] / nrm;
+        }
+        if (lid == 0u) {
+            aux[COLS + p] = 1.0;
+        }
+        storageBarrier();
     }
 }
 

@@ -13,6 +13,7 @@ struct Args {
     device: String,
     quick: bool,
     out: String,
+    only: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -20,15 +21,17 @@ fn parse_args() -> Result<Args, String> {
         device: "all".into(),
         quick: false,
         out: "target/tmath-report".into(),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--device" => args.device = it.next().ok_or("--device needs a value")?,
             "--quick" => args.quick = true,
+            "--only" => args.only = Some(it.next().ok_or("--only needs a value")?),
             "--out" => args.out = it.next().ok_or("--out needs a value")?,
             "-h" | "--help" => {
-                println!("tmath-bench [--device cpu|wgpu|all] [--quick] [--out DIR]");
+                println!("tmath-bench [--device cpu|wgpu|all] [--quick] [--only OP] [--out DIR]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -311,7 +314,10 @@ fn main() {
         std::process::exit(2);
     }
     let reps = if args.quick { 3 } else { 10 };
-    let cases = cases(args.quick);
+    let mut cases = cases(args.quick);
+    if let Some(only) = &args.only {
+        cases.retain(|c| c.op.contains(only.as_str()));
+    }
     let total = kinds.len() * cases.len();
     let mut rows: Vec<Row> = vec![];
     let cpu = Device::cpu().expect("cpu");

@@ -469,4 +469,11 @@ fn svd_source(m: usize, n: usize, input: &Layout, stage: u32) -> String {
         .replace("{IN_RS}", &wr.to_string())
         .replace("{IN_CS}", &wc.to_string())
         .replace("{STAGE}", &stage.to_string())
+        .replace(
+            "{ROT_TOL}",
+            &format!(
+                "{:e}",
+                (4.0 * f32::EPSILON * (rows as f32).sqrt()).max(1e-6)
+            ),
+        )
 }

@@ -587,6 +587,34 @@ pub async fn svd_hard_spectra(dev: &Device) {
             vec![1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6, 1e-6],
         ),
         ("zero matrix", 4, 6, vec![0.0; 4]),
+        (
+            "rank 5 of 40×30",
+            40,
+            30,
+            (0..30)
+                .map(|i| if i < 5 { 5.0 - i as f64 } else { 0.0 })
+                .collect(),
+        ),
+        (
+            "rank 23 of 24×24",
+            24,
+            24,
+            (0..24)
+                .map(|i| {
+                    if i < 23 {
+                        1.0 + 0.1 * (23 - i) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        ),
+        (
+            "wide rank 2 of 6×33",
+            6,
+            33,
+            vec![2.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        ),
     ];
     for (i, (what, m, n, sv)) in cases.iter().enumerate() {
         let da = with_spectrum(*m, *n, sv, 300 + i as u64);

@@ -465,7 +465,7 @@ impl WgpuBackend {
         let rounds = 2 * pairs - 1;
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
-        let aux = self.alloc("svd", 2 * cols)?;
+        let aux = self.alloc("svd", 3 * cols)?;
         let counter = self.alloc("svd", 4)?;
         let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let mut round_data = vec![0u8; rounds * align];
