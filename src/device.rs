@@ -111,6 +111,13 @@ impl Device {
         self.inner.backend.adapter_name()
     }
 
+    /// The largest tensor, in bytes, this device can hold in one buffer (the adapter's storage
+    /// binding limit on a GPU; `None` on the CPU). Bigger results are an
+    /// [`Error::TooLarge`](crate::Error::TooLarge), never a device loss.
+    pub fn max_tensor_bytes(&self) -> Option<u64> {
+        self.inner.backend.max_tensor_bytes()
+    }
+
     /// Switches the JIT for this device and all its clones (takes effect at the next evaluation).
     pub fn set_jit(&self, mode: JitMode) {
         let v = match mode {

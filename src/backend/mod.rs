@@ -44,6 +44,10 @@ pub(crate) trait Backend: MaybeSendSync {
     fn kind(&self) -> &'static str;
     /// The adapter (or processor) name.
     fn adapter_name(&self) -> String;
+    /// The largest tensor, in bytes, one buffer of this backend can hold (`None`: host memory).
+    fn max_tensor_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Copies host data into a new buffer of this backend.
     fn upload(&self, data: Vec<f32>) -> Result<Storage>;
     /// Computes the plan's outputs. `device` gives the JIT mode and the counters to update.

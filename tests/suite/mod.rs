@@ -38,6 +38,7 @@ macro_rules! for_each_case {
             elementwise_chain_fused_shapes,
             jit_caches_pipelines,
             jit_fuses_kernels,
+            too_large_is_an_error,
         }
     };
 }
@@ -1113,4 +1114,24 @@ pub async fn jit_fuses_kernels(dev: &Device) {
         .await;
         assert_eq!(n, 1, "matmul + bias + gelu is one kernel");
     }
+}
+
+/// A result larger than the device's biggest buffer is an `Error::TooLarge` at evaluation (the
+/// inputs are tiny: an outer sum), and the device keeps working afterwards.
+pub async fn too_large_is_an_error(dev: &Device) {
+    let Some(limit) = dev.max_tensor_bytes() else {
+        return;
+    };
+    let n = ((limit / 4) as f64).sqrt() as usize + 16;
+    let (col, _) = rand_tensor(dev, &[n, 1], 1, -1.0, 1.0);
+    let (row, _) = rand_tensor(dev, &[1, n], 2, -1.0, 1.0);
+    let big = col.add(&row).unwrap();
+    let e = big
+        .to_vec_async()
+        .await
+        .expect_err("a result beyond the buffer limit must fail");
+    assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
+    // Nothing is lost: the device still evaluates.
+    let s = col.sum(&[0, 1], false).unwrap();
+    assert!(read(&s, &[]).await[0].is_finite());
 }

@@ -27,6 +27,7 @@ use crate::Tensor;
 const CACHE_CAPACITY: usize = 1024;
 /// Sweeps of the Jacobi SVD: natively it stops once a sweep rotates nothing; on wasm, where the
 /// host cannot wait for the GPU inside an evaluation, it runs a fixed number.
+#[cfg(not(target_arch = "wasm32"))]
 const SVD_MAX_SWEEPS: usize = 30;
 #[cfg(target_arch = "wasm32")]
 const SVD_FIXED_SWEEPS: usize = 15;
@@ -743,6 +744,10 @@ impl Backend for WgpuBackend {
 
     fn adapter_name(&self) -> String {
         self.info.name.clone()
+    }
+
+    fn max_tensor_bytes(&self) -> Option<u64> {
+        Some(self.max_binding_bytes())
     }
 
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
