@@ -1,6 +1,6 @@
 //! Devices: a backend plus the JIT switch and the counters that belong to it.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,11 +34,16 @@ pub struct Stats {
     pub dispatches: u64,
     /// Total time spent creating pipelines (shader module + pipeline).
     pub compile_time: Duration,
+    /// Time the device spent running kernels, counted only while profiling is on
+    /// ([`Device::set_profiling`]): GPU timestamps on adapters that have them (natively), the
+    /// wall time of each op on the CPU.
+    pub kernel_time: Duration,
 }
 
 pub(crate) struct DeviceInner {
     backend: Box<dyn Backend>,
     jit: AtomicU8,
+    profiling: AtomicBool,
     stats: Mutex<Stats>,
 }
 
@@ -74,6 +79,7 @@ impl Device {
             inner: Arc::new(DeviceInner {
                 backend,
                 jit: AtomicU8::new(0),
+                profiling: AtomicBool::new(false),
                 stats: Mutex::new(Stats::default()),
             }),
         }
@@ -118,6 +124,12 @@ impl Device {
         self.inner.backend.max_tensor_bytes()
     }
 
+    /// The adapter limits the code generator works within, as `(name, value)` pairs (empty on
+    /// the CPU). Reported in benchmark headers.
+    pub fn limits(&self) -> Vec<(&'static str, u64)> {
+        self.inner.backend.limits()
+    }
+
     /// Switches the JIT for this device and all its clones (takes effect at the next evaluation).
     pub fn set_jit(&self, mode: JitMode) {
         let v = match mode {
@@ -133,6 +145,17 @@ impl Device {
             1 => JitMode::Off,
             _ => JitMode::On,
         }
+    }
+
+    /// Turns kernel timing on or off ([`Stats::kernel_time`]). Off by default: timing a GPU
+    /// evaluation waits for it to finish.
+    pub fn set_profiling(&self, on: bool) {
+        self.inner.profiling.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether kernel timing is on.
+    pub fn profiling(&self) -> bool {
+        self.inner.profiling.load(Ordering::Relaxed)
     }
 
     /// A snapshot of the device's counters.

@@ -39,9 +39,16 @@ pub use device::{Device, JitMode, Stats};
 
 /// Hooks for tests of the compiler itself (not part of the stable API).
 #[doc(hidden)]
-#[cfg(feature = "wgpu")]
 pub mod debug {
+    #[cfg(feature = "wgpu")]
     pub use crate::codegen::{start_shader_log, take_shader_log};
+
+    /// Device-to-device copy bandwidth in GB/s (read + written) with `bytes` per copy: the
+    /// benchmark's bandwidth ceiling where no better figure is known.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn copy_gbps(device: &crate::Device, bytes: usize) -> crate::Result<Option<f64>> {
+        device.backend().copy_gbps(bytes)
+    }
 }
 pub use error::{Error, Result};
 pub use tensor::Tensor;

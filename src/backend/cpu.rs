@@ -93,9 +93,18 @@ impl Backend for CpuBackend {
     }
 
     fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+        let profiling = device.profiling();
         plan.interpret(|node, inputs| {
+            #[cfg(not(target_arch = "wasm32"))]
+            let t0 = profiling.then(std::time::Instant::now);
             let v = run_node(node, inputs)?;
-            device.record(|s| s.dispatches += 1);
+            device.record(|s| {
+                s.dispatches += 1;
+                #[cfg(not(target_arch = "wasm32"))]
+                if let Some(t0) = t0 {
+                    s.kernel_time += t0.elapsed();
+                }
+            });
             Ok(v)
         })
     }

@@ -48,6 +48,23 @@ pub(crate) trait Backend: MaybeSendSync {
     fn max_tensor_bytes(&self) -> Option<u64> {
         None
     }
+    /// Limits that shape the generated code, for reports.
+    fn limits(&self) -> Vec<(&'static str, u64)> {
+        vec![]
+    }
+    /// Device-to-device copy bandwidth in GB/s (bytes read + written), measured with `bytes`
+    /// per copy; `None` where it cannot be measured synchronously.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn copy_gbps(&self, bytes: usize) -> Result<Option<f64>> {
+        let src = vec![1u8; bytes];
+        let mut dst = vec![0u8; bytes];
+        let t0 = std::time::Instant::now();
+        for _ in 0..5 {
+            dst.copy_from_slice(std::hint::black_box(&src));
+        }
+        std::hint::black_box(&dst);
+        Ok(Some(10.0 * bytes as f64 / t0.elapsed().as_secs_f64() / 1e9))
+    }
     /// Copies host data into a new buffer of this backend.
     fn upload(&self, data: Vec<f32>) -> Result<Storage>;
     /// Computes the plan's outputs. `device` gives the JIT mode and the counters to update.

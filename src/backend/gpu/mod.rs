@@ -99,6 +99,20 @@ pub(crate) struct WgpuBackend {
     layouts: Mutex<HashMap<LayoutKind, Layouts>>,
     pool: Arc<Mutex<BufferPool>>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// The adapter has timestamp queries (natively only; used when profiling is on).
+    timestamps: bool,
+    /// Timestamps of the evaluation in progress, while profiling.
+    timer: Mutex<Option<PassTimer>>,
+}
+
+/// Most compute passes timed per evaluation (further passes run untimed; a query set holds at
+/// most 4096 queries).
+const TIMED_PASSES: u32 = 2048;
+
+/// A begin/end timestamp pair per compute pass of one evaluation.
+struct PassTimer {
+    set: wgpu::QuerySet,
+    next: u32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -138,10 +152,17 @@ impl WgpuBackend {
             .await
             .map_err(|e| unavailable(format!("no adapter: {e}")))?;
         let limits = adapter.limits();
+        // Timestamp queries let the benchmark separate kernel time from submit/wait overhead.
+        let timestamps = cfg!(not(target_arch = "wasm32"))
+            && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tmath"),
-                required_features: wgpu::Features::empty(),
+                required_features: if timestamps {
+                    wgpu::Features::TIMESTAMP_QUERY
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -169,6 +190,8 @@ impl WgpuBackend {
             layouts: Mutex::default(),
             pool: Arc::default(),
             errors,
+            timestamps,
+            timer: Mutex::default(),
         })
     }
 
@@ -407,10 +430,7 @@ impl WgpuBackend {
         let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
         buffers.extend(inputs.iter().map(|b| (b.raw(), None)));
         let bg = self.bind_group(kind, &buffers);
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(name),
-            timestamp_writes: None,
-        });
+        let mut pass = self.begin_pass(enc, name);
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(x, y, z);
@@ -510,10 +530,7 @@ impl WgpuBackend {
                         offsets: &[u32]|
          -> Result<()> {
             let (x, y) = self.grid("svd", groups)?;
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("svd"),
-                timestamp_writes: None,
-            });
+            let mut pass = self.begin_pass(enc, "svd");
             pass.set_pipeline(&pipelines[stage]);
             for &off in offsets {
                 pass.set_bind_group(0, &bg, &[off]);
@@ -572,6 +589,91 @@ impl WgpuBackend {
         dispatch(&mut enc, 3, 1, &[0])?;
         dispatch(&mut enc, 4, cols, &[0])?;
         Ok(enc)
+    }
+
+    /// Begins a compute pass, with timestamps when this evaluation is being profiled.
+    fn begin_pass<'e>(
+        &self,
+        enc: &'e mut wgpu::CommandEncoder,
+        label: &str,
+    ) -> wgpu::ComputePass<'e> {
+        let mut timer = lock(&self.timer);
+        let writes = timer
+            .as_mut()
+            .filter(|t| t.next + 2 <= 2 * TIMED_PASSES)
+            .map(|t| {
+                t.next += 2;
+                (t.set.clone(), t.next - 2)
+            });
+        drop(timer);
+        enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: writes
+                .as_ref()
+                .map(|(set, i)| wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(*i),
+                    end_of_pass_write_index: Some(i + 1),
+                }),
+        })
+    }
+
+    /// Starts timing the passes of one evaluation (when profiling and the adapter can).
+    fn start_timer(&self, device: &Device) {
+        if self.timestamps && device.profiling() {
+            let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("tmath timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * TIMED_PASSES,
+            });
+            *lock(&self.timer) = Some(PassTimer { set, next: 0 });
+        }
+    }
+
+    /// Reads the timestamps of the evaluation just submitted and adds the kernel time.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn finish_timer(&self, device: &Device) -> Result<()> {
+        let Some(timer) = lock(&self.timer).take() else {
+            return Ok(());
+        };
+        if timer.next == 0 {
+            return Ok(());
+        }
+        let bytes = timer.next as u64 * 8;
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tmath timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tmath timestamps read"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.new_encoder();
+        enc.resolve_query_set(&timer.set, 0..timer.next, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, Some(bytes));
+        self.queue.submit([enc.finish()]);
+        staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::device(e.to_string()))?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
+            &staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::device(e.to_string()))?[..],
+        );
+        staging.unmap();
+        let period = self.queue.get_timestamp_period() as f64;
+        let ns: f64 = ticks
+            .chunks(2)
+            .map(|p| p[1].saturating_sub(p[0]) as f64 * period)
+            .sum();
+        device.record(|s| s.kernel_time += std::time::Duration::from_nanos(ns as u64));
+        Ok(())
     }
 
     fn new_encoder(&self) -> wgpu::CommandEncoder {
@@ -750,6 +852,57 @@ impl Backend for WgpuBackend {
         Some(self.max_binding_bytes())
     }
 
+    fn limits(&self) -> Vec<(&'static str, u64)> {
+        let l = &self.limits;
+        vec![
+            (
+                "max_storage_buffer_binding_size",
+                l.max_storage_buffer_binding_size,
+            ),
+            ("max_buffer_size", l.max_buffer_size),
+            (
+                "max_compute_invocations_per_workgroup",
+                l.max_compute_invocations_per_workgroup as u64,
+            ),
+            (
+                "max_compute_workgroup_storage_size",
+                l.max_compute_workgroup_storage_size as u64,
+            ),
+            (
+                "max_compute_workgroups_per_dimension",
+                l.max_compute_workgroups_per_dimension as u64,
+            ),
+            (
+                "max_storage_buffers_per_shader_stage",
+                l.max_storage_buffers_per_shader_stage as u64,
+            ),
+            ("timestamp_query", self.timestamps as u64),
+        ]
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn copy_gbps(&self, bytes: usize) -> Result<Option<f64>> {
+        let elems = bytes / 4;
+        let (a, b) = (self.alloc("copy", elems)?, self.alloc("copy", elems)?);
+        let copy = |n: usize| -> Result<()> {
+            let mut enc = self.new_encoder();
+            for _ in 0..n {
+                enc.copy_buffer_to_buffer(a.raw(), 0, b.raw(), 0, Some(elems as u64 * 4));
+            }
+            self.queue.submit([enc.finish()]);
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::device(e.to_string()))?;
+            Ok(())
+        };
+        copy(2)?;
+        let t0 = std::time::Instant::now();
+        copy(10)?;
+        let secs = t0.elapsed().as_secs_f64();
+        self.check_errors()?;
+        Ok(Some(20.0 * (elems * 4) as f64 / secs / 1e9))
+    }
+
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
         let buf = self.alloc("upload", data.len())?;
         if !data.is_empty() {
@@ -777,6 +930,7 @@ impl Backend for WgpuBackend {
         }
         let mut live: HashMap<u64, Value> = HashMap::new();
         let mut enc: Option<wgpu::CommandEncoder> = None;
+        self.start_timer(device);
         for k in &kernels {
             let value = self.run_kernel(&mut enc, k, &live, device)?;
             if k.root.node().op.keeps_value() {
@@ -796,6 +950,8 @@ impl Backend for WgpuBackend {
         if let Some(enc) = enc {
             self.queue.submit([enc.finish()]);
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        self.finish_timer(device)?;
         self.check_errors()?;
         plan.outputs
             .iter()

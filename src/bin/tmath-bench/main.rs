@@ -1,0 +1,442 @@
+//! `tmath-bench`: the main job. Reproduces the original engine's table (matmul 1024², SVD 512²,
+//! GELU 1024²) on every device this build has, JIT off / cold / cached, adds softmax, fusion and
+//! epilogue rows and size sweeps, and writes `report.json`, `report.md` and `report.html`.
+//!
+//! `tmath-bench [--device cpu|wgpu|mlx|all] [--quick] [--only OP] [--out DIR]`
+
+mod plot;
+mod report;
+
+use std::time::Instant;
+
+use tmath::{Device, JitMode, Tensor};
+
+pub(crate) use report::Row;
+
+struct Args {
+    device: String,
+    quick: bool,
+    out: String,
+    only: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        device: "all".into(),
+        quick: false,
+        out: "target/tmath-report".into(),
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--device" => args.device = it.next().ok_or("--device needs a value")?,
+            "--quick" => args.quick = true,
+            "--out" => args.out = it.next().ok_or("--out needs a value")?,
+            "--only" => args.only = Some(it.next().ok_or("--only needs a value")?),
+            "-h" | "--help" => {
+                println!(
+                    "tmath-bench [--device cpu|wgpu|mlx|all] [--quick] [--only OP] [--out DIR]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if !matches!(args.device.as_str(), "cpu" | "wgpu" | "mlx" | "all") {
+        return Err(format!(
+            "--device must be cpu, wgpu, mlx or all, not {:?}",
+            args.device
+        ));
+    }
+    Ok(args)
+}
+
+/// A way to get a fresh device ("cold" rows need one per measurement).
+#[derive(Clone, Copy)]
+enum Kind {
+    Cpu,
+    Wgpu,
+}
+
+impl Kind {
+    fn make(self) -> tmath::Result<Device> {
+        match self {
+            Kind::Cpu => Device::cpu(),
+            Kind::Wgpu => Device::wgpu(),
+        }
+    }
+}
+
+type Inputs = Box<dyn Fn(&Device) -> tmath::Result<Vec<Tensor>>>;
+type Graph = Box<dyn Fn(&[Tensor]) -> tmath::Result<Vec<Tensor>>>;
+
+/// One benchmark. Inputs are made and uploaded before timing; the timed part builds the graph,
+/// evaluates it and waits for the device.
+pub(crate) struct Case {
+    pub section: &'static str,
+    pub op: String,
+    pub shape: Vec<usize>,
+    /// Useful floating-point operations (for GFLOP/s), 0 if not meaningful.
+    pub flops: f64,
+    /// Bytes that must move (inputs read + output written), for GB/s; 0 if not meaningful.
+    pub bytes: f64,
+    pub modes: &'static [&'static str],
+    /// Largest acceptable |error| against the CPU device, relative to max(1, max |reference|).
+    pub tol: f64,
+    /// Whether the CPU reference is affordable.
+    pub check: bool,
+    pub inputs: Inputs,
+    pub graph: Graph,
+}
+
+const TABLE: &[&str] = &["off", "cold", "cached"];
+const CACHED: &[&str] = &["cached"];
+
+fn cases(quick: bool) -> Vec<Case> {
+    let (mm, svd, el) = if quick {
+        (256, 64, 256)
+    } else {
+        (1024, 512, 1024)
+    };
+    let e = (el * el) as f64;
+    let randn = |shape: Vec<usize>, seed: u64| -> Inputs {
+        Box::new(move |d| Ok(vec![Tensor::randn(&shape, seed, d)?]))
+    };
+    let mut v = vec![
+        Case {
+            section: "table",
+            op: "matmul".into(),
+            shape: vec![mm, mm],
+            flops: 2.0 * (mm as f64).powi(3),
+            bytes: 0.0,
+            modes: TABLE,
+            tol: 1e-3,
+            check: true,
+            inputs: Box::new(move |d| {
+                Ok(vec![
+                    Tensor::randn(&[mm, mm], 1, d)?,
+                    Tensor::randn(&[mm, mm], 2, d)?,
+                ])
+            }),
+            graph: Box::new(|x| Ok(vec![x[0].matmul(&x[1])?])),
+        },
+        Case {
+            section: "table",
+            op: "svd".into(),
+            shape: vec![svd, svd],
+            flops: 0.0,
+            bytes: 0.0,
+            modes: TABLE,
+            tol: 1e-3,
+            check: true,
+            inputs: randn(vec![svd, svd], 3),
+            graph: Box::new(|x| {
+                let (_, s, _) = x[0].svd()?;
+                Ok(vec![s])
+            }),
+        },
+        Case {
+            section: "table",
+            op: "gelu".into(),
+            shape: vec![el, el],
+            flops: 0.0,
+            bytes: 8.0 * e,
+            modes: TABLE,
+            tol: 1e-5,
+            check: true,
+            inputs: randn(vec![el, el], 4),
+            graph: Box::new(|x| Ok(vec![x[0].gelu()?])),
+        },
+        Case {
+            section: "table",
+            op: "softmax (last axis)".into(),
+            shape: vec![el, el],
+            flops: 0.0,
+            bytes: 8.0 * e,
+            modes: TABLE,
+            tol: 1e-5,
+            check: true,
+            inputs: randn(vec![el, el], 5),
+            graph: Box::new(|x| Ok(vec![x[0].softmax(1)?])),
+        },
+        Case {
+            section: "table",
+            op: "8-op elementwise chain".into(),
+            shape: vec![el, el],
+            flops: 0.0,
+            bytes: 8.0 * e,
+            modes: TABLE,
+            tol: 1e-5,
+            check: true,
+            inputs: Box::new(move |d| {
+                Ok(vec![
+                    Tensor::randn(&[el, el], 6, d)?,
+                    Tensor::scalar(0.5, d)?,
+                ])
+            }),
+            graph: Box::new(|x| {
+                let c = &x[1];
+                Ok(vec![x[0]
+                    .mul(c)?
+                    .add(c)?
+                    .tanh()?
+                    .abs()?
+                    .sqrt()?
+                    .neg()?
+                    .exp()?
+                    .sigmoid()?])
+            }),
+        },
+        Case {
+            section: "table",
+            op: "matmul + bias + gelu".into(),
+            shape: vec![mm, mm],
+            flops: 2.0 * (mm as f64).powi(3),
+            bytes: 0.0,
+            modes: TABLE,
+            tol: 1e-3,
+            check: true,
+            inputs: Box::new(move |d| {
+                Ok(vec![
+                    Tensor::randn(&[mm, mm], 7, d)?,
+                    Tensor::randn(&[mm, mm], 8, d)?,
+                    Tensor::randn(&[mm], 9, d)?,
+                ])
+            }),
+            graph: Box::new(|x| Ok(vec![x[0].matmul(&x[1])?.add(&x[2])?.gelu()?])),
+        },
+    ];
+    let mm_sizes: &[usize] = if quick {
+        &[64, 128, 256]
+    } else {
+        &[64, 128, 256, 512, 1024, 2048, 4096]
+    };
+    for &n in mm_sizes {
+        v.push(Case {
+            section: "matmul sweep",
+            op: "matmul".into(),
+            shape: vec![n, n],
+            flops: 2.0 * (n as f64).powi(3),
+            bytes: 0.0,
+            modes: CACHED,
+            tol: 1e-3,
+            check: n <= 2048,
+            inputs: Box::new(move |d| {
+                Ok(vec![
+                    Tensor::randn(&[n, n], 10, d)?,
+                    Tensor::randn(&[n, n], 11, d)?,
+                ])
+            }),
+            graph: Box::new(|x| Ok(vec![x[0].matmul(&x[1])?])),
+        });
+    }
+    let el_sizes: &[usize] = if quick {
+        &[1 << 10, 1 << 14, 1 << 18]
+    } else {
+        &[1 << 10, 1 << 14, 1 << 18, 1 << 22, 1 << 26]
+    };
+    for &n in el_sizes {
+        v.push(Case {
+            section: "elementwise sweep",
+            op: "gelu".into(),
+            shape: vec![n],
+            flops: 0.0,
+            bytes: 8.0 * n as f64,
+            modes: CACHED,
+            tol: 1e-5,
+            check: n <= 1 << 22,
+            inputs: randn(vec![n], 12),
+            graph: Box::new(|x| Ok(vec![x[0].gelu()?])),
+        });
+        let rows = (n / 1024).max(1);
+        v.push(Case {
+            section: "softmax sweep",
+            op: "softmax".into(),
+            shape: vec![rows, 1024],
+            flops: 0.0,
+            bytes: 8.0 * (rows * 1024) as f64,
+            modes: CACHED,
+            tol: 1e-5,
+            check: n <= 1 << 22,
+            inputs: randn(vec![rows, 1024], 13),
+            graph: Box::new(|x| Ok(vec![x[0].softmax(1)?])),
+        });
+    }
+    v
+}
+
+fn time_once(dev: &Device, inputs: &[Tensor], graph: &Graph) -> tmath::Result<(f64, Vec<Tensor>)> {
+    let t0 = Instant::now();
+    let outs = graph(inputs)?;
+    tmath::eval(&outs.iter().collect::<Vec<_>>())?;
+    dev.synchronize()?;
+    Ok((t0.elapsed().as_secs_f64() * 1e3, outs))
+}
+
+fn max_err(got: &[Tensor], want: &[Vec<f32>]) -> tmath::Result<(f64, f64)> {
+    let (mut err, mut scale) = (0f64, 1f64);
+    for (g, w) in got.iter().zip(want) {
+        for (a, b) in g.to_vec()?.iter().zip(w) {
+            let d = (*a as f64 - *b as f64).abs();
+            err = if d.is_nan() {
+                f64::INFINITY
+            } else {
+                err.max(d)
+            };
+            scale = scale.max((*b as f64).abs());
+        }
+    }
+    Ok((err, scale))
+}
+
+fn run_case(kind: Kind, case: &Case, reps: usize, reference: Option<&[Vec<f32>]>) -> Vec<Row> {
+    let mut rows = vec![];
+    for &mode in case.modes {
+        let dev = match kind.make() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("  {}: {e}", case.op);
+                return rows;
+            }
+        };
+        let mut row = Row::new(case, &dev, mode);
+        let result = (|| -> tmath::Result<()> {
+            let inputs = (case.inputs)(&dev)?;
+            tmath::eval(&inputs.iter().collect::<Vec<_>>())?;
+            dev.synchronize()?;
+            if mode == "off" {
+                dev.set_jit(JitMode::Off);
+            }
+            let n = if mode == "cold" { 1 } else { reps };
+            if mode != "cold" {
+                time_once(&dev, &inputs, &case.graph)?; // warm-up (JIT on: fills the cache)
+            }
+            let before = dev.stats();
+            let mut last = vec![];
+            for _ in 0..n {
+                let (ms, outs) = time_once(&dev, &inputs, &case.graph)?;
+                row.times.push(ms);
+                last = outs;
+            }
+            let after = dev.stats();
+            row.compiles = (after.compiles - before.compiles) / n as u64;
+            if after.compiles > before.compiles {
+                row.compile_ms = (after.compile_time - before.compile_time).as_secs_f64() * 1e3
+                    / (after.compiles - before.compiles) as f64;
+            }
+            row.dispatches = (after.dispatches - before.dispatches) / n as u64;
+            if mode == "cached" {
+                // Kernel time alone (GPU timestamps / CPU op time), a separate pass.
+                dev.set_profiling(true);
+                let k0 = dev.stats().kernel_time;
+                for _ in 0..n {
+                    time_once(&dev, &inputs, &case.graph)?;
+                }
+                let kt = (dev.stats().kernel_time - k0).as_secs_f64() * 1e3 / n as f64;
+                dev.set_profiling(false);
+                row.kernel_ms = (kt > 0.0).then_some(kt);
+            }
+            if let Some(want) = reference {
+                let (err, scale) = max_err(&last, want)?;
+                row.max_abs_err = Some(err);
+                if err > case.tol * scale {
+                    row.failed = Some(format!(
+                        "max |error| {err:.3e} against the CPU device exceeds {:.1e}",
+                        case.tol * scale
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            row.failed = Some(e.to_string());
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if args.device == "mlx" {
+        eprintln!("--device mlx: this build has no MLX backend (the `mlx` feature is not implemented yet)");
+        std::process::exit(1);
+    }
+    let mut kinds: Vec<(&str, Kind)> = vec![];
+    if matches!(args.device.as_str(), "all" | "cpu") {
+        kinds.push(("cpu", Kind::Cpu));
+    }
+    if matches!(args.device.as_str(), "all" | "wgpu") {
+        match Device::wgpu() {
+            Ok(_) => kinds.push(("wgpu", Kind::Wgpu)),
+            Err(e) if args.device == "wgpu" => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+            Err(e) => eprintln!("skipping wgpu: {e}"),
+        }
+    }
+    let reps = if args.quick { 3 } else { 10 };
+    let mut cases = cases(args.quick);
+    if let Some(only) = &args.only {
+        cases.retain(|c| c.op.contains(only.as_str()) || c.section.contains(only.as_str()));
+    }
+    let total = kinds.len() * cases.len();
+    let mut rows: Vec<Row> = vec![];
+    let cpu = Device::cpu().expect("the CPU device");
+    let mut done = 0;
+    for case in &cases {
+        // The CPU device's result is the reference for every other device.
+        let needs_reference = case.check && kinds.iter().any(|(n, _)| *n != "cpu");
+        let reference: Option<Vec<Vec<f32>>> = needs_reference
+            .then(|| {
+                (case.inputs)(&cpu)
+                    .and_then(|i| (case.graph)(&i))
+                    .and_then(|outs| outs.iter().map(|t| t.to_vec()).collect())
+            })
+            .and_then(|r| r.ok());
+        for (name, kind) in &kinds {
+            done += 1;
+            println!(
+                "[{done}/{total}] {} {:?} on {name} ({})",
+                case.op, case.shape, case.section
+            );
+            let reference = if *name == "cpu" {
+                None
+            } else {
+                reference.as_deref()
+            };
+            let reps = if case.section == "table" {
+                reps
+            } else {
+                reps.min(5)
+            };
+            rows.extend(run_case(*kind, case, reps, reference));
+        }
+    }
+    let mut devices = vec![];
+    for (_, kind) in &kinds {
+        if let Ok(d) = kind.make() {
+            let bytes = d.max_tensor_bytes().unwrap_or(u64::MAX).min(256 << 20) as usize;
+            let copy = tmath::debug::copy_gbps(&d, bytes).ok().flatten();
+            devices.push(report::DeviceInfo::new(&d, copy));
+        }
+    }
+    let md = report::markdown(&rows, &devices);
+    println!("\n{md}");
+    if let Err(e) = report::write_all(&args.out, &rows, &devices, &md, args.quick) {
+        eprintln!("writing the report failed: {e}");
+        std::process::exit(1);
+    }
+    println!(
+        "report: {0}/report.md, {0}/report.json, {0}/report.html",
+        args.out
+    );
+}

@@ -1,0 +1,419 @@
+//! Rows, device descriptions, and the three report files.
+
+use std::fmt::Write;
+
+use crate::Case;
+use tmath::Device;
+
+/// One measurement: an op at a shape on a device in one mode.
+pub(crate) struct Row {
+    pub section: &'static str,
+    pub op: String,
+    pub shape: Vec<usize>,
+    pub device: String,
+    pub backend: String,
+    pub mode: &'static str,
+    /// Wall time per call (ms): graph build, evaluation, wait.
+    pub times: Vec<f64>,
+    /// Kernel time per call (ms) from GPU timestamps (CPU: op time), when measured.
+    pub kernel_ms: Option<f64>,
+    pub flops: f64,
+    pub bytes: f64,
+    pub compiles: u64,
+    pub compile_ms: f64,
+    pub dispatches: u64,
+    pub max_abs_err: Option<f64>,
+    pub failed: Option<String>,
+}
+
+impl Row {
+    pub fn new(case: &Case, dev: &Device, mode: &'static str) -> Row {
+        Row {
+            section: case.section,
+            op: case.op.clone(),
+            shape: case.shape.clone(),
+            device: dev.adapter_name(),
+            backend: dev.backend_name().into(),
+            mode,
+            times: vec![],
+            kernel_ms: None,
+            flops: case.flops,
+            bytes: case.bytes,
+            compiles: 0,
+            compile_ms: 0.0,
+            dispatches: 0,
+            max_abs_err: None,
+            failed: None,
+        }
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut t = self.times.clone();
+        t.sort_by(|a, b| a.total_cmp(b));
+        t
+    }
+
+    pub fn median(&self) -> f64 {
+        let t = self.sorted();
+        t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    pub fn ok(&self) -> bool {
+        self.failed.is_none() && !self.times.is_empty()
+    }
+
+    pub fn gflops(&self) -> Option<f64> {
+        (self.ok() && self.flops > 0.0).then(|| self.flops / (self.median() * 1e6))
+    }
+
+    pub fn gbps(&self) -> Option<f64> {
+        (self.ok() && self.bytes > 0.0).then(|| self.bytes / (self.median() * 1e6))
+    }
+
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn dims(&self) -> String {
+        self.shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("×")
+    }
+}
+
+/// A device of the run, with the ceilings its rows are compared against.
+pub(crate) struct DeviceInfo {
+    pub name: String,
+    pub backend: String,
+    pub limits: Vec<(&'static str, u64)>,
+    pub copy_gbps: Option<f64>,
+    pub peak_gflops: Option<f64>,
+    pub peak_gbps: Option<f64>,
+    pub peak_source: String,
+}
+
+impl DeviceInfo {
+    pub fn new(d: &Device, copy_gbps: Option<f64>) -> Self {
+        let name = d.adapter_name();
+        // Ceilings measured on that GPU (see shared/GPU.md): cuBLAS SGEMM (TF32 off) at 4096²
+        // and the device copy bandwidth (bytes read + written).
+        let (peak_gflops, peak_gbps, peak_source) = if name.contains("H100") {
+            (Some(51_000.0), Some(2_790.0), "H100 ceilings measured with PyTorch: cuBLAS SGEMM fp32 51 TFLOP/s, device copy 2.79 TB/s".to_string())
+        } else {
+            (
+                None,
+                copy_gbps,
+                "bandwidth ceiling: this run's device-to-device copy".to_string(),
+            )
+        };
+        DeviceInfo {
+            name,
+            backend: d.backend_name().into(),
+            limits: d.limits(),
+            copy_gbps,
+            peak_gflops,
+            peak_gbps,
+            peak_source,
+        }
+    }
+
+    /// The row's throughput as a fraction of this device's ceiling.
+    pub fn fraction(&self, r: &Row) -> Option<f64> {
+        match (r.gflops(), r.gbps()) {
+            (Some(g), _) => self.peak_gflops.map(|p| g / p),
+            (None, Some(b)) => self.peak_gbps.map(|p| b / p),
+            _ => None,
+        }
+    }
+}
+
+fn ms(r: Option<&Row>) -> String {
+    match r {
+        None => "–".into(),
+        Some(r) if !r.ok() => "**failed**".into(),
+        Some(r) => format!("{:.3}", r.median()),
+    }
+}
+
+fn find<'a>(rows: &'a [Row], like: &Row, mode: &str) -> Option<&'a Row> {
+    rows.iter().find(|x| {
+        x.section == like.section
+            && x.op == like.op
+            && x.shape == like.shape
+            && x.device == like.device
+            && x.mode == mode
+    })
+}
+
+fn throughput(r: &Row) -> String {
+    match (r.gflops(), r.gbps()) {
+        (Some(g), _) => format!("{g:.1} GFLOP/s"),
+        (None, Some(b)) => format!("{b:.1} GB/s"),
+        _ => "–".into(),
+    }
+}
+
+fn fraction(devices: &[DeviceInfo], r: &Row) -> String {
+    devices
+        .iter()
+        .find(|d| d.name == r.device)
+        .and_then(|d| d.fraction(r))
+        .map_or("–".into(), |f| format!("{:.1}%", 100.0 * f))
+}
+
+pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
+    let mut s = String::new();
+    s += "## The original table, and more\n\n";
+    s += "| operation | device | without JIT (ms) | JIT cold (ms) | JIT cached (ms) | kernel time (ms) | speed-up off→cached | throughput (cached) | of ceiling | kernels off / on | compile ms per pipeline |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
+    for r in rows
+        .iter()
+        .filter(|r| r.section == "table" && r.mode == "cached")
+    {
+        let (off, cold) = (find(rows, r, "off"), find(rows, r, "cold"));
+        let speedup = match off {
+            Some(o) if o.ok() && r.ok() => format!("{:.1}×", o.median() / r.median()),
+            _ => "–".into(),
+        };
+        let compile = match cold {
+            Some(c) if c.compiles > 0 => format!("{:.2} ({} pipelines)", c.compile_ms, c.compiles),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
+            r.op,
+            r.dims(),
+            r.device,
+            ms(off),
+            ms(cold),
+            ms(Some(r)),
+            r.kernel_ms.map_or("–".into(), |k| format!("{k:.3}")),
+            speedup,
+            throughput(r),
+            fraction(devices, r),
+            off.map_or(0, |o| o.dispatches),
+            r.dispatches,
+            compile
+        );
+    }
+    s += "\n## Fusion: an 8-op chain against one op over the same data (JIT cached)\n\n";
+    s += "| device | gelu (1 op) ms | 8-op chain ms | ratio (fused: near 1) | 8-op chain unfused (JIT off) ms |\n|---|---|---|---|---|\n";
+    for r in rows
+        .iter()
+        .filter(|r| r.section == "table" && r.op == "8-op elementwise chain" && r.mode == "cached")
+    {
+        let single = rows.iter().find(|x| {
+            x.section == "table" && x.op == "gelu" && x.device == r.device && x.mode == "cached"
+        });
+        if let Some(g) = single.filter(|g| g.ok() && r.ok()) {
+            let _ = writeln!(
+                s,
+                "| {} | {:.3} | {:.3} | {:.2} | {} |",
+                r.device,
+                g.median(),
+                r.median(),
+                r.median() / g.median(),
+                ms(find(rows, r, "off"))
+            );
+        }
+    }
+    for section in ["matmul sweep", "elementwise sweep", "softmax sweep"] {
+        let _ = write!(s, "\n## {section} (JIT cached)\n\n| op | shape | device | median ms | kernel ms | throughput | of ceiling | max abs err |\n|---|---|---|---|---|---|---|---|\n");
+        for r in rows.iter().filter(|r| r.section == section) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.op,
+                r.dims(),
+                r.device,
+                ms(Some(r)),
+                r.kernel_ms.map_or("–".into(), |k| format!("{k:.3}")),
+                throughput(r),
+                fraction(devices, r),
+                r.max_abs_err.map_or("–".into(), |e| format!("{e:.1e}"))
+            );
+        }
+    }
+    s += "\n## Devices\n\n";
+    for d in devices {
+        let _ = writeln!(
+            s,
+            "- **{}** ({}): {}; copy bandwidth {}",
+            d.name,
+            d.backend,
+            d.peak_source,
+            d.copy_gbps.map_or("–".into(), |g| format!("{g:.0} GB/s"))
+        );
+    }
+    let failed: Vec<&Row> = rows.iter().filter(|r| r.failed.is_some()).collect();
+    if !failed.is_empty() {
+        s += "\n## Failed rows (not reported as times)\n\n";
+        for r in failed {
+            let _ = writeln!(
+                s,
+                "- {} {} on {} ({}): {}",
+                r.op,
+                r.dims(),
+                r.device,
+                r.mode,
+                r.failed.as_deref().unwrap_or("")
+            );
+        }
+    }
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o += "\\\"",
+            '\\' => o += "\\\\",
+            '\n' => o += "\\n",
+            c if (c as u32) < 0x20 => o += &format!("\\u{:04x}", c as u32),
+            c => o.push(c),
+        }
+    }
+    o + "\""
+}
+
+fn json_num(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() => format!("{x}"),
+        _ => "null".into(),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from the system clock (civil-from-days, proleptic Gregorian).
+fn iso_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} threads, {}", std::env::consts::OS)
+}
+
+pub(crate) fn write_all(
+    dir: &str,
+    rows: &[Row],
+    devices: &[DeviceInfo],
+    md: &str,
+    quick: bool,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let date = iso_now();
+    let method = "Inputs are made and uploaded before timing. Each call builds the graph, evaluates it and waits for the device (wall time); median of the reps after one warm-up. cold = a fresh device, first evaluation, so pipeline compiles are included; off = JitMode::Off (one kernel per op, pipelines rebuilt every call); cached = JitMode::On after warm-up. kernel time = GPU timestamp queries around each compute pass where the adapter has them (CPU: time inside the ops), measured in a separate pass. Every GPU result is checked against the CPU device; a row that fails is marked failed, not timed.";
+    let mut j = String::from("[\n{\"header\": true");
+    let _ = write!(j, ", \"crate_version\": {}, \"date\": {}, \"machine\": {}, \"quick\": {quick}, \"method\": {}, \"devices\": [", json_str(env!("CARGO_PKG_VERSION")), json_str(&date), json_str(&machine()), json_str(method));
+    for (i, d) in devices.iter().enumerate() {
+        let limits: Vec<String> = d
+            .limits
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", json_str(k)))
+            .collect();
+        let _ = write!(
+            j,
+            "{}{{\"adapter\": {}, \"backend\": {}, \"limits\": {{{}}}, \"copy_gbps\": {}, \"peak_gflops\": {}, \"peak_gbps\": {}, \"peak_source\": {}}}",
+            if i > 0 { ", " } else { "" },
+            json_str(&d.name),
+            json_str(&d.backend),
+            limits.join(", "),
+            json_num(d.copy_gbps),
+            json_num(d.peak_gflops),
+            json_num(d.peak_gbps),
+            json_str(&d.peak_source)
+        );
+    }
+    j += "]}";
+    for r in rows {
+        let t = r.sorted();
+        let shape: Vec<String> = r.shape.iter().map(|d| d.to_string()).collect();
+        let frac = devices
+            .iter()
+            .find(|d| d.name == r.device)
+            .and_then(|d| d.fraction(r));
+        let _ = write!(
+            j,
+            ",\n{{\"section\": {}, \"op\": {}, \"shape\": [{}], \"device\": {}, \"backend\": {}, \"mode\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"kernel_ms\": {}, \"reps\": {}, \"gflops\": {}, \"gbps\": {}, \"fraction_of_ceiling\": {}, \"compiles\": {}, \"compile_ms_per_pipeline\": {}, \"dispatches\": {}, \"max_abs_err\": {}, \"failed\": {}}}",
+            json_str(r.section),
+            json_str(&r.op),
+            shape.join(", "),
+            json_str(&r.device),
+            json_str(&r.backend),
+            json_str(r.mode),
+            json_num(r.ok().then(|| r.median())),
+            json_num(t.first().copied().filter(|_| r.ok())),
+            json_num(t.last().copied().filter(|_| r.ok())),
+            json_num(r.kernel_ms),
+            t.len(),
+            json_num(r.gflops()),
+            json_num(r.gbps()),
+            json_num(frac),
+            r.compiles,
+            json_num((r.compiles > 0).then_some(r.compile_ms)),
+            r.dispatches,
+            json_num(r.max_abs_err),
+            r.failed.as_deref().map_or("null".into(), json_str),
+        );
+    }
+    j += "\n]\n";
+    std::fs::write(format!("{dir}/report.json"), j)?;
+    let header = format!(
+        "# T-Math benchmark\n\n{date} · tmath {} · {}\n\n{method}\n\n",
+        env!("CARGO_PKG_VERSION"),
+        machine()
+    );
+    std::fs::write(format!("{dir}/report.md"), format!("{header}{md}"))?;
+    let plots = crate::plot::all(rows, devices);
+    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>T-Math benchmark</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}figure{margin:2em 0}</style></head><body>\n<h1>T-Math benchmark</h1>\n");
+    let _ = writeln!(
+        html,
+        "<p>{date} · tmath {} · {}</p><p>{method}</p>",
+        env!("CARGO_PKG_VERSION"),
+        machine()
+    );
+    for (title, svg) in plots {
+        let _ = writeln!(
+            html,
+            "<figure><figcaption><b>{title}</b></figcaption>\n{svg}\n</figure>"
+        );
+    }
+    let _ = writeln!(
+        html,
+        "<pre>{}</pre></body></html>",
+        md.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    std::fs::write(format!("{dir}/report.html"), html)?;
+    Ok(())
+}
