@@ -19,6 +19,21 @@ impl CpuBackend {
     }
 }
 
+/// Fills `out` in chunks, `f(start index, chunk)`: on several threads natively when the work is
+/// large enough to pay for it, in one call otherwise (and always on wasm).
+pub(crate) fn par_map(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    const CHUNK: usize = 1 << 15;
+    #[cfg(not(target_arch = "wasm32"))]
+    if out.len() >= 2 * CHUNK {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| f(c * CHUNK, chunk));
+        return;
+    }
+    f(0, out);
+}
+
 /// A CPU value's buffer and layout.
 pub(crate) fn host(v: &Value) -> Result<(&[f32], &Layout)> {
     match &v.storage {

@@ -86,7 +86,12 @@ pub(crate) fn cpu(
     let mut out = Vec::with_capacity(n);
     if la.is_contiguous() && lb.is_contiguous() {
         let (a, b) = (&a[la.offset..la.offset + n], &b[lb.offset..lb.offset + n]);
-        out.extend(a.iter().zip(b).map(|(&x, &y)| op.eval(x, y)));
+        out.resize(n, 0.0);
+        crate::backend::cpu::par_map(&mut out, |i, o| {
+            for ((o, &x), &y) in o.iter_mut().zip(&a[i..]).zip(&b[i..]) {
+                *o = op.eval(x, y);
+            }
+        });
     } else {
         for_each_offsets([&la, &lb], |[i, j]| out.push(op.eval(a[i], b[j])));
     }

@@ -120,6 +120,16 @@ pub async fn unary_ops(dev: &Device) {
         let want: Vec<f64> = data.iter().map(|&v| f(v as f64)).collect();
         assert_close(name, &got, &want, *atol, *rtol);
     }
+    // Large enough for the CPU backend's multi-threaded path (and many GPU workgroups).
+    let (x, data) = rand_tensor(dev, &[300, 701], 99, -4.0, 4.0);
+    let (y, datb) = rand_tensor(dev, &[300, 701], 98, -4.0, 4.0);
+    let got = read(&x.gelu().unwrap().mul(&y).unwrap(), &[300, 701]).await;
+    let want: Vec<f64> = data
+        .iter()
+        .zip(&datb)
+        .map(|(&v, &w)| 0.5 * v as f64 * (1.0 + erf(v as f64 / 2f64.sqrt())) * w as f64)
+        .collect();
+    assert_close("gelu(x)·y, 210k elements", &got, &want, 1e-5, 1e-5);
 }
 
 type BinaryCase = (
