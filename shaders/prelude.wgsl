@@ -17,6 +17,27 @@ fn tm_isnan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+// Builtins may turn NaN into anything (SwiftShader: exp(NaN) = inf); NaN in, NaN out.
+fn tm_keepnan(x: f32, y: f32) -> f32 {
+    return select(y, x, tm_isnan(x));
+}
+
+fn tm_exp(x: f32) -> f32 {
+    return tm_keepnan(x, exp(x));
+}
+
+// Out of their domain, WGSL's log and sqrt are indeterminate (SwiftShader: log(-1) = 0).
+fn tm_log(x: f32) -> f32 {
+    if (x == 0.0) {
+        return -tm_inf();
+    }
+    return select(tm_keepnan(x, log(x)), tm_nan(), x < 0.0);
+}
+
+fn tm_sqrt(x: f32) -> f32 {
+    return select(tm_keepnan(x, sqrt(x)), tm_nan(), x < 0.0);
+}
+
 fn tm_max(a: f32, b: f32) -> f32 {
     return select(max(a, b), tm_nan(), tm_isnan(a) || tm_isnan(b));
 }
@@ -32,7 +53,7 @@ fn tm_relu(x: f32) -> f32 {
 fn tm_sigmoid(x: f32) -> f32 {
     // exp of a non-positive argument only: no inf/inf.
     let e = exp(-abs(x));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+    return tm_keepnan(x, select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0));
 }
 
 fn tm_tanh(x: f32) -> f32 {
@@ -61,6 +82,9 @@ fn tm_pow(a: f32, b: f32) -> f32 {
     // IEEE pow: x^0 = 1, negative bases only with integer exponents (sign from its parity).
     if (b == 0.0) {
         return 1.0;
+    }
+    if (tm_isnan(a) || tm_isnan(b)) {
+        return tm_nan();
     }
     if (a == 0.0) {
         return select(0.0, 1.0 / abs(a), b < 0.0);

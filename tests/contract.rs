@@ -1,5 +1,7 @@
 //! The public surface exactly as MISSION.md pins it: names, signatures, trait impls.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::time::Duration;
 use tmath::{Device, Error, JitMode, Stats, Tensor};
 

@@ -1,6 +1,8 @@
 //! The shared suite on every native device this build has: each case runs once per device, on
 //! a thread with a 2 MiB stack (so a 10,000-op graph proves evaluation is not recursive).
 
+#![cfg(not(target_arch = "wasm32"))]
+
 mod suite;
 
 use tmath::Device;

@@ -2,7 +2,7 @@
 //! (fused, and unfused where cases turn the JIT off) is parsed and validated by naga and translated to SPIR-V (Vulkan), MSL
 //! (Metal, Safari on macOS) and HLSL (DX12). A shader naga rejects fails this test.
 
-#![cfg(feature = "wgpu")]
+#![cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
 
 mod suite;
 

@@ -22,10 +22,10 @@ impl CpuBackend {
 /// Fills `out` in chunks, `f(start index, chunk)`: on several threads natively when the work is
 /// large enough to pay for it, in one call otherwise (and always on wasm).
 pub(crate) fn par_map(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    const CHUNK: usize = 1 << 15;
     #[cfg(not(target_arch = "wasm32"))]
-    if out.len() >= 2 * CHUNK {
+    if out.len() >= 1 << 16 {
         use rayon::prelude::*;
+        const CHUNK: usize = 1 << 15;
         out.par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(c, chunk)| f(c * CHUNK, chunk));
@@ -108,6 +108,7 @@ impl Backend for CpuBackend {
     }
 
     fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+        #[cfg(not(target_arch = "wasm32"))]
         let profiling = device.profiling();
         plan.interpret(|node, inputs| {
             #[cfg(not(target_arch = "wasm32"))]

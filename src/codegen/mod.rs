@@ -347,7 +347,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (valid) {{
         for (var j = lid; j < {len}u; j = j + {wg}u) {{
             let gi = base + j * {step}u;
-{pro}            acc = acc + exp({pres} - mx);
+{pro}            acc = acc + tm_exp({pres} - mx);
         }}
     }}
     sh[lid] = acc;

@@ -2,7 +2,7 @@
 //! GELU 1024²) on every device this build has, JIT off / cold / cached, adds softmax, fusion and
 //! epilogue rows and size sweeps, and writes `report.json`, `report.md` and `report.html`.
 //!
-//! `tmath-bench [--device cpu|wgpu|mlx|all] [--quick] [--only OP] [--out DIR]`
+//! `tmath-bench [--device cpu|wgpu|mlx|all] [--quick] [--only SECTION/OP[,..]] [--reps N] [--out DIR]`
 
 mod plot;
 mod report;
@@ -18,6 +18,7 @@ struct Args {
     quick: bool,
     out: String,
     only: Option<String>,
+    reps: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -26,6 +27,7 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         out: "target/tmath-report".into(),
         only: None,
+        reps: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -34,6 +36,14 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--out" => args.out = it.next().ok_or("--out needs a value")?,
             "--only" => args.only = Some(it.next().ok_or("--only needs a value")?),
+            "--reps" => {
+                args.reps = Some(
+                    it.next()
+                        .and_then(|r| r.parse().ok())
+                        .filter(|&r| r > 0)
+                        .ok_or("--reps needs a positive number")?,
+                )
+            }
             "-h" | "--help" => {
                 println!(
                     "tmath-bench [--device cpu|wgpu|mlx|all] [--quick] [--only OP] [--out DIR]"
@@ -383,10 +393,19 @@ fn main() {
             Err(e) => eprintln!("skipping wgpu: {e}"),
         }
     }
-    let reps = if args.quick { 3 } else { 10 };
+    let reps = args.reps.unwrap_or(if args.quick { 3 } else { 10 });
     let mut cases = cases(args.quick);
     if let Some(only) = &args.only {
-        cases.retain(|c| c.op.contains(only.as_str()) || c.section.contains(only.as_str()));
+        let wanted: Vec<&str> = only
+            .split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .collect();
+        cases.retain(|c| {
+            wanted
+                .iter()
+                .any(|w| format!("{}/{}", c.section, c.op).contains(w))
+        });
     }
     let total = kinds.len() * cases.len();
     let mut rows: Vec<Row> = vec![];
