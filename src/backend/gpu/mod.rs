@@ -550,31 +550,11 @@ impl WgpuBackend {
         )?;
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("svd counter"),
-                size: 4,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
             for _ in 0..SVD_MAX_SWEEPS {
                 enc.clear_buffer(counter.raw(), 0, Some(16));
                 dispatch(&mut enc, 1, pairs, &round_offsets)?;
-                enc.copy_buffer_to_buffer(counter.raw(), 0, &staging, 0, Some(4));
-                self.queue.submit([enc.finish()]);
+                let rotations = self.read_blocking::<u32>(enc, counter.raw(), 4)?[0];
                 enc = self.new_encoder();
-                let rotations = {
-                    let slice = staging.slice(..);
-                    slice.map_async(wgpu::MapMode::Read, |_| {});
-                    self.device
-                        .poll(wgpu::PollType::wait_indefinitely())
-                        .map_err(|e| Error::device(e.to_string()))?;
-                    let r = slice
-                        .get_mapped_range()
-                        .map(|v| u32::from_le_bytes(v[..4].try_into().unwrap_or([0; 4])))
-                        .map_err(|e| Error::device(e.to_string()))?;
-                    staging.unmap();
-                    r
-                };
                 self.check_errors()?;
                 if rotations == 0 {
                     break;
@@ -646,27 +626,9 @@ impl WgpuBackend {
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("tmath timestamps read"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let mut enc = self.new_encoder();
         enc.resolve_query_set(&timer.set, 0..timer.next, &resolve, 0);
-        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, Some(bytes));
-        self.queue.submit([enc.finish()]);
-        staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::device(e.to_string()))?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
-            &staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::device(e.to_string()))?[..],
-        );
-        staging.unmap();
+        let ticks = self.read_blocking::<u64>(enc, &resolve, bytes)?;
         let period = self.queue.get_timestamp_period() as f64;
         let ns: f64 = ticks
             .chunks(2)
@@ -674,6 +636,50 @@ impl WgpuBackend {
             .sum();
         device.record(|s| s.kernel_time += std::time::Duration::from_nanos(ns as u64));
         Ok(())
+    }
+
+    /// A buffer the host can map to read `bytes` back.
+    fn staging(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tmath read-back"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Waits for all submitted work.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::device(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Submits `enc` plus a copy of the first `bytes` of `src`, waits, and returns them
+    /// (natively only: the host blocks, which browsers do not allow).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn read_blocking<T: bytemuck::Pod>(
+        &self,
+        mut enc: wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<T>> {
+        let staging = self.staging(bytes);
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, Some(bytes));
+        self.queue.submit([enc.finish()]);
+        staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        self.wait()?;
+        let data = bytemuck::pod_collect_to_vec(
+            &staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::device(e.to_string()))?[..],
+        );
+        staging.unmap();
+        self.check_errors()?;
+        Ok(data)
     }
 
     fn new_encoder(&self) -> wgpu::CommandEncoder {
@@ -890,10 +896,7 @@ impl Backend for WgpuBackend {
                 enc.copy_buffer_to_buffer(a.raw(), 0, b.raw(), 0, Some(elems as u64 * 4));
             }
             self.queue.submit([enc.finish()]);
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::device(e.to_string()))?;
-            Ok(())
+            self.wait()
         };
         copy(2)?;
         let t0 = std::time::Instant::now();
@@ -961,9 +964,7 @@ impl Backend for WgpuBackend {
 
     #[cfg(not(target_arch = "wasm32"))]
     fn synchronize(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::device(e.to_string()))?;
+        self.wait()?;
         self.check_errors()
     }
 
@@ -980,12 +981,7 @@ impl Backend for WgpuBackend {
                 (self.densify(&mut enc, value, device)?.raw().clone(), 0)
             };
             let bytes = n as u64 * 4;
-            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("tmath read"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
+            let staging = self.staging(bytes);
             enc.copy_buffer_to_buffer(&src, offset, &staging, 0, Some(bytes));
             self.queue.submit([enc.finish()]);
             let state: OneshotState<std::result::Result<(), wgpu::BufferAsyncError>> =
@@ -999,9 +995,7 @@ impl Backend for WgpuBackend {
                 }
             });
             #[cfg(not(target_arch = "wasm32"))]
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::device(e.to_string()))?;
+            self.wait()?;
             Oneshot { state }
                 .await
                 .map_err(|e| Error::device(format!("reading back: {e}")))?;
