@@ -91,7 +91,9 @@ impl Device {
         Ok(Device::from_backend(Box::new(CpuBackend::new())))
     }
 
-    /// The fastest device available: a GPU through wgpu when an adapter is found, else the CPU.
+    /// The fastest device available: a GPU through wgpu when a hardware adapter is found, else
+    /// the CPU device (natively, a software Vulkan such as lavapipe is slower than the CPU
+    /// backend, so it is not chosen; in browsers WebGPU is taken whatever implements it).
     /// Blocks while the adapter is requested; use [`Device::best_async`] on wasm.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn best() -> Result<Device> {
@@ -102,7 +104,9 @@ impl Device {
     pub async fn best_async() -> Result<Device> {
         #[cfg(feature = "wgpu")]
         if let Ok(dev) = Device::wgpu_async().await {
-            return Ok(dev);
+            if cfg!(target_arch = "wasm32") || !dev.inner.backend.is_software() {
+                return Ok(dev);
+            }
         }
         Device::cpu()
     }

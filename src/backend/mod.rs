@@ -44,6 +44,10 @@ pub(crate) trait Backend: MaybeSendSync {
     fn kind(&self) -> &'static str;
     /// The adapter (or processor) name.
     fn adapter_name(&self) -> String;
+    /// True for a GPU API implemented on the CPU (Mesa lavapipe, SwiftShader, WARP).
+    fn is_software(&self) -> bool {
+        false
+    }
     /// The largest tensor, in bytes, one buffer of this backend can hold (`None`: host memory).
     fn max_tensor_bytes(&self) -> Option<u64> {
         None

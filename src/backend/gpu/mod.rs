@@ -858,6 +858,10 @@ impl Backend for WgpuBackend {
         Some(self.max_binding_bytes())
     }
 
+    fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     fn limits(&self) -> Vec<(&'static str, u64)> {
         let l = &self.limits;
         vec![
