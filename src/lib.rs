@@ -28,6 +28,8 @@ mod codegen;
 mod device;
 mod error;
 mod graph;
+#[cfg(all(feature = "js", target_arch = "wasm32"))]
+mod js;
 mod ops;
 mod random;
 #[cfg(feature = "wgpu")]

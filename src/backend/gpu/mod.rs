@@ -140,6 +140,22 @@ impl WgpuBackend {
             backend: "wgpu",
             message,
         };
+        // Outside browsers with WebGPU (Node, WebKit), wgpu must not be asked at all.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let navigator =
+                js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or_default();
+            let gpu = if navigator.is_object() {
+                js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or_default()
+            } else {
+                navigator
+            };
+            if !gpu.is_object() {
+                return Err(unavailable(
+                    "this JavaScript environment has no navigator.gpu (WebGPU)".into(),
+                ));
+            }
+        }
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance

@@ -1,0 +1,218 @@
+//! The JavaScript surface (feature `js`, wasm32): thin wasm-bindgen exports over the Rust API.
+//! `web/src/index.js` wraps them into the documented `Engine` / `Tensor` classes (camelCase
+//! names, numbers as scalars, `dispose`, errors as `Error`), so this layer stays mechanical.
+
+use wasm_bindgen::prelude::*;
+
+use crate::{Device, JitMode, Tensor};
+
+fn err(e: crate::Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// A device as JavaScript sees it.
+#[wasm_bindgen]
+pub struct RawEngine {
+    dev: Device,
+}
+
+#[wasm_bindgen]
+impl RawEngine {
+    /// `backend`: `"webgpu"`, `"cpu"` or `"auto"` (WebGPU when an adapter is granted, else CPU).
+    pub async fn create(backend: String) -> Result<RawEngine, JsError> {
+        let dev =
+            match backend.as_str() {
+                "cpu" => Device::cpu().map_err(err)?,
+                "webgpu" => Device::wgpu_async()
+                    .await
+                    .map_err(|e| JsError::new(&format!("WebGPU is not available here: {e}")))?,
+                "auto" => match Device::wgpu_async().await {
+                    Ok(d) => d,
+                    Err(_) => Device::cpu().map_err(err)?,
+                },
+                other => return Err(JsError::new(&format!(
+                    "Engine.create: backend must be \"webgpu\", \"cpu\" or \"auto\", not {other:?}"
+                ))),
+            };
+        Ok(RawEngine { dev })
+    }
+
+    /// `"webgpu"` or `"cpu"`.
+    pub fn backend(&self) -> String {
+        match self.dev.backend_name() {
+            "wgpu" => "webgpu".into(),
+            other => other.into(),
+        }
+    }
+
+    /// A tensor from row-major data.
+    pub fn tensor(&self, data: Vec<f32>, shape: Vec<usize>) -> Result<RawTensor, JsError> {
+        Tensor::from_vec(data, &shape, &self.dev)
+            .map(RawTensor::from)
+            .map_err(err)
+    }
+
+    /// Standard-normal samples (same values as the Rust `Tensor::randn`).
+    pub fn randn(&self, shape: Vec<usize>, seed: f64) -> Result<RawTensor, JsError> {
+        if !(seed >= 0.0 && seed.fract() == 0.0 && seed <= 2f64.powi(53)) {
+            return Err(JsError::new(&format!(
+                "randn: seed must be a non-negative integer, got {seed}"
+            )));
+        }
+        Tensor::randn(&shape, seed as u64, &self.dev)
+            .map(RawTensor::from)
+            .map_err(err)
+    }
+
+    /// Turns the JIT on (`true`) or off.
+    pub fn set_jit(&self, on: bool) {
+        self.dev
+            .set_jit(if on { JitMode::On } else { JitMode::Off });
+    }
+
+    /// `[compiles, cacheHits, dispatches, compileMs]`.
+    pub fn stats(&self) -> Vec<f64> {
+        let s = self.dev.stats();
+        vec![
+            s.compiles as f64,
+            s.cache_hits as f64,
+            s.dispatches as f64,
+            s.compile_time.as_secs_f64() * 1e3,
+        ]
+    }
+
+    /// Evaluates several tensors in one schedule.
+    pub fn eval(&self, tensors: Vec<RawTensor>) -> js_sys::Promise {
+        let ts: Vec<Tensor> = tensors.into_iter().map(|t| t.t).collect();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let refs: Vec<&Tensor> = ts.iter().collect();
+            crate::eval_async(&refs)
+                .await
+                .map_err(|e| JsValue::from(err(e)))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}
+
+/// A tensor as JavaScript sees it.
+#[wasm_bindgen]
+pub struct RawTensor {
+    t: Tensor,
+}
+
+impl From<Tensor> for RawTensor {
+    fn from(t: Tensor) -> Self {
+        RawTensor { t }
+    }
+}
+
+#[wasm_bindgen]
+impl RawTensor {
+    /// The shape.
+    pub fn shape(&self) -> Vec<usize> {
+        self.t.shape().to_vec()
+    }
+
+    /// Another handle to the same tensor (JS keeps one per wrapper).
+    pub fn handle(&self) -> RawTensor {
+        RawTensor { t: self.t.clone() }
+    }
+
+    /// An elementwise function by its Rust name.
+    pub fn unary(&self, op: &str) -> Result<RawTensor, JsError> {
+        let t = &self.t;
+        let r = match op {
+            "neg" => t.neg(),
+            "abs" => t.abs(),
+            "exp" => t.exp(),
+            "log" => t.log(),
+            "sqrt" => t.sqrt(),
+            "rsqrt" => t.rsqrt(),
+            "sin" => t.sin(),
+            "cos" => t.cos(),
+            "tanh" => t.tanh(),
+            "sigmoid" => t.sigmoid(),
+            "relu" => t.relu(),
+            "gelu" => t.gelu(),
+            "gelu_tanh" => t.gelu_tanh(),
+            "silu" => t.silu(),
+            other => return Err(JsError::new(&format!("unknown unary op {other:?}"))),
+        };
+        r.map(RawTensor::from).map_err(err)
+    }
+
+    /// A broadcasting binary op by its Rust name.
+    pub fn binary(&self, op: &str, other: &RawTensor) -> Result<RawTensor, JsError> {
+        let (a, b) = (&self.t, &other.t);
+        let r = match op {
+            "add" => a.add(b),
+            "sub" => a.sub(b),
+            "mul" => a.mul(b),
+            "div" => a.div(b),
+            "pow" => a.pow(b),
+            "maximum" => a.maximum(b),
+            "minimum" => a.minimum(b),
+            other => return Err(JsError::new(&format!("unknown binary op {other:?}"))),
+        };
+        r.map(RawTensor::from).map_err(err)
+    }
+
+    /// A reduction by its Rust name.
+    pub fn reduce(&self, op: &str, axes: Vec<usize>, keepdim: bool) -> Result<RawTensor, JsError> {
+        let t = &self.t;
+        let r = match op {
+            "sum" => t.sum(&axes, keepdim),
+            "mean" => t.mean(&axes, keepdim),
+            "max" => t.max(&axes, keepdim),
+            "min" => t.min(&axes, keepdim),
+            other => return Err(JsError::new(&format!("unknown reduction {other:?}"))),
+        };
+        r.map(RawTensor::from).map_err(err)
+    }
+
+    /// Softmax (or log-softmax) along `axis`.
+    pub fn softmax(&self, axis: usize, log: bool) -> Result<RawTensor, JsError> {
+        if log {
+            self.t.log_softmax(axis)
+        } else {
+            self.t.softmax(axis)
+        }
+        .map(RawTensor::from)
+        .map_err(err)
+    }
+
+    /// Matrix product.
+    pub fn matmul(&self, other: &RawTensor) -> Result<RawTensor, JsError> {
+        self.t.matmul(&other.t).map(RawTensor::from).map_err(err)
+    }
+
+    /// Same elements, new shape.
+    pub fn reshape(&self, shape: Vec<usize>) -> Result<RawTensor, JsError> {
+        self.t.reshape(&shape).map(RawTensor::from).map_err(err)
+    }
+
+    /// Swaps two dimensions.
+    pub fn transpose(&self, d0: usize, d1: usize) -> Result<RawTensor, JsError> {
+        self.t.transpose(d0, d1).map(RawTensor::from).map_err(err)
+    }
+
+    /// Reorders dimensions.
+    pub fn permute(&self, perm: Vec<usize>) -> Result<RawTensor, JsError> {
+        self.t.permute(&perm).map(RawTensor::from).map_err(err)
+    }
+
+    /// Thin SVD: `[u, s, vt]`.
+    pub fn svd(&self) -> Result<Vec<RawTensor>, JsError> {
+        let (u, s, vt) = self.t.svd().map_err(err)?;
+        Ok(vec![u.into(), s.into(), vt.into()])
+    }
+
+    /// Evaluates and reads the elements (a `Promise<Float32Array>`).
+    pub fn data(&self) -> js_sys::Promise {
+        let t = self.t.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let v = t.to_vec_async().await.map_err(|e| JsValue::from(err(e)))?;
+            Ok(js_sys::Float32Array::from(v.as_slice()).into())
+        })
+    }
+}

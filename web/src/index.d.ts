@@ -1,0 +1,89 @@
+/** Options of {@link Engine.create}. */
+export interface EngineOptions {
+  /** "webgpu" (reject where WebGPU is missing), "cpu", or "auto" (default: WebGPU when granted, else CPU). */
+  backend?: "webgpu" | "cpu" | "auto";
+  /** The WebAssembly module's bytes or URL, when it is not next to `pkg/tmath.js` (e.g. in Node). */
+  wasm?: BufferSource | URL | string | WebAssembly.Module;
+}
+
+/** Counters of an engine since it started. */
+export interface Stats {
+  /** Compute pipelines created (always 0 on the CPU backend). */
+  compiles: number;
+  /** Kernels taken from the pipeline cache instead of compiled. */
+  cacheHits: number;
+  /** Compute kernels launched. */
+  dispatches: number;
+  /** Time spent compiling pipelines, in milliseconds. */
+  compileMs: number;
+}
+
+/** A device to compute on: WebGPU, or the CPU fallback. */
+export class Engine {
+  /** Loads the module (once) and starts an engine. Rejects with an Error for backend "webgpu" where WebGPU is missing. */
+  static create(options?: EngineOptions): Promise<Engine>;
+  /** Which backend runs this engine. */
+  readonly backend: "webgpu" | "cpu";
+  /** A tensor from row-major data; `shape` [] is a scalar. Throws if the length does not match the shape. */
+  tensor(data: Float32Array | number[], shape: number[]): Tensor;
+  /** Standard-normal samples, a pure function of (shape, seed): the same values on every backend. */
+  randn(shape: number[], seed?: number): Tensor;
+  /** JIT on (default) or off: one kernel per op, rebuilt every evaluation (to measure the gain). */
+  setJit(on: boolean): void;
+  /** The engine's counters. */
+  stats(): Stats;
+  /** Evaluates several tensors in one schedule; shared work is done once. */
+  eval(tensors: Tensor[]): Promise<void>;
+}
+
+/**
+ * A lazy n-dimensional f32 array. Ops return new tensors at once and compute nothing until
+ * `data()` or `Engine.eval`. A bad shape or axis throws an Error naming the op and the shapes.
+ * Binary ops broadcast as in numpy and take a tensor or a plain number.
+ */
+export class Tensor {
+  /** The shape. */
+  readonly shape: number[];
+  /** True once `dispose()` was called. */
+  readonly disposed: boolean;
+  /** Frees the tensor now (tensors never disposed are freed when garbage-collected). Using it afterwards throws. */
+  dispose(): void;
+  /** Evaluates and reads the elements, row-major. */
+  data(): Promise<Float32Array>;
+
+  /** Elementwise a + b. */ add(other: Tensor | number): Tensor;
+  /** Elementwise a - b. */ sub(other: Tensor | number): Tensor;
+  /** Elementwise a · b. */ mul(other: Tensor | number): Tensor;
+  /** Elementwise a / b. */ div(other: Tensor | number): Tensor;
+  /** Elementwise a ** b. */ pow(other: Tensor | number): Tensor;
+  /** Elementwise maximum (NaN if either is NaN). */ maximum(other: Tensor | number): Tensor;
+  /** Elementwise minimum (NaN if either is NaN). */ minimum(other: Tensor | number): Tensor;
+
+  /** -x */ neg(): Tensor;
+  /** |x| */ abs(): Tensor;
+  /** e^x */ exp(): Tensor;
+  /** Natural logarithm. */ log(): Tensor;
+  /** Square root. */ sqrt(): Tensor;
+  /** 1 / sqrt(x). */ rsqrt(): Tensor;
+  /** Sine. */ sin(): Tensor;
+  /** Cosine. */ cos(): Tensor;
+  /** Hyperbolic tangent. */ tanh(): Tensor;
+  /** 1 / (1 + e^-x). */ sigmoid(): Tensor;
+  /** max(x, 0). */ relu(): Tensor;
+  /** GELU, exact (erf) form. */ gelu(): Tensor;
+  /** GELU, tanh approximation. */ geluTanh(): Tensor;
+  /** x · sigmoid(x). */ silu(): Tensor;
+
+  /** Sum over `axes` (an empty list reduces nothing); `keepdim` keeps them as size 1. */ sum(axes: number[], keepdim?: boolean): Tensor;
+  /** Mean over `axes`. */ mean(axes: number[], keepdim?: boolean): Tensor;
+  /** Maximum over `axes`. */ max(axes: number[], keepdim?: boolean): Tensor;
+  /** Minimum over `axes`. */ min(axes: number[], keepdim?: boolean): Tensor;
+
+  /** Softmax along `axis` (numerically stable). */ softmax(axis: number): Tensor;
+  /** Log-softmax along `axis`. */ logSoftmax(axis: number): Tensor;
+  /** Matrix product, 2-D or batched with broadcast batch dims. */ matmul(other: Tensor): Tensor;
+  /** Same elements, new shape of the same size. */ reshape(shape: number[]): Tensor;
+  /** Swaps two dimensions. */ transpose(d0: number, d1: number): Tensor;
+  /** Reorders dimensions. */ permute(perm: number[]): Tensor;
+  /** Thin SVD of a 2-D tensor: u (m×k), s (k, descending), vt (k×n). */ svd(): { u: Tensor; s: Tensor; vt: Tensor };
+}

@@ -1,0 +1,162 @@
+// T-Math for JavaScript: the documented Engine / Tensor API over the wasm-bindgen exports.
+// Plain ESM, no runtime dependencies; works in pages, module workers and Node (CPU backend).
+
+import init, { RawEngine } from "../pkg/tmath.js";
+
+let loading = null;
+
+function load(wasm) {
+  if (!loading) loading = init(wasm === undefined ? undefined : { module_or_path: wasm });
+  return loading;
+}
+
+// Tensors that are never disposed are freed when garbage-collected; dispose() is still the way.
+const registry = typeof FinalizationRegistry === "function" ? new FinalizationRegistry((raw) => raw.free()) : null;
+
+function checkDims(what, dims) {
+  if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0 && d < 2 ** 32)) {
+    throw new Error(`${what}: expected an array of non-negative integers, got ${JSON.stringify(dims)}`);
+  }
+  return Uint32Array.from(dims);
+}
+
+export class Engine {
+  /**
+   * Starts an engine. `backend`: "webgpu", "cpu" or "auto" (WebGPU when the browser grants an
+   * adapter, else the CPU). `wasm` optionally gives the module's bytes or URL.
+   */
+  static async create({ backend = "auto", wasm } = {}) {
+    await load(wasm);
+    return new Engine(await RawEngine.create(backend));
+  }
+
+  constructor(raw) {
+    this._raw = raw;
+  }
+
+  /** "webgpu" or "cpu". */
+  get backend() {
+    return this._raw.backend();
+  }
+
+  /** A tensor from a Float32Array or an array of numbers, row-major; shape [] is a scalar. */
+  tensor(data, shape) {
+    const dims = checkDims("tensor", shape);
+    const values = data instanceof Float32Array ? data : Float32Array.from(data);
+    return new Tensor(this, this._raw.tensor(values, dims));
+  }
+
+  /** Standard-normal samples; the same values as Rust's Tensor::randn(shape, seed). */
+  randn(shape, seed = 0) {
+    return new Tensor(this, this._raw.randn(checkDims("randn", shape), seed));
+  }
+
+  /** JIT on (true, the default) or off (one kernel per op, rebuilt every time). */
+  setJit(on) {
+    this._raw.set_jit(!!on);
+  }
+
+  /** Counters since the engine started. */
+  stats() {
+    const [compiles, cacheHits, dispatches, compileMs] = this._raw.stats();
+    return { compiles, cacheHits, dispatches, compileMs };
+  }
+
+  /** Evaluates several tensors in one schedule (shared work once). */
+  async eval(tensors) {
+    await this._raw.eval(tensors.map((t) => t._live().handle()));
+  }
+
+  _operand(x) {
+    if (x instanceof Tensor) return x._live();
+    if (typeof x === "number") return this._raw.tensor(Float32Array.of(x), new Uint32Array(0));
+    throw new Error(`expected a Tensor or a number, got ${typeof x}`);
+  }
+}
+
+export class Tensor {
+  constructor(engine, raw) {
+    this._engine = engine;
+    this._raw = raw;
+    registry?.register(this, raw, this);
+  }
+
+  _live() {
+    if (!this._raw) throw new Error("this tensor was disposed");
+    return this._raw;
+  }
+
+  _wrap(raw) {
+    return new Tensor(this._engine, raw);
+  }
+
+  /** The shape, an array of numbers. */
+  get shape() {
+    return Array.from(this._live().shape());
+  }
+
+  /** True once dispose() was called. */
+  get disposed() {
+    return this._raw === null;
+  }
+
+  /** Frees the tensor now; using it afterwards throws. */
+  dispose() {
+    if (this._raw) {
+      registry?.unregister(this);
+      this._raw.free();
+      this._raw = null;
+    }
+  }
+
+  /** Evaluates and reads the elements, row-major. */
+  async data() {
+    return await this._live().data();
+  }
+
+  matmul(other) {
+    return this._wrap(this._live().matmul(this._engine._operand(other)));
+  }
+  softmax(axis) {
+    return this._wrap(this._live().softmax(axis, false));
+  }
+  logSoftmax(axis) {
+    return this._wrap(this._live().softmax(axis, true));
+  }
+  reshape(shape) {
+    return this._wrap(this._live().reshape(checkDims("reshape", shape)));
+  }
+  transpose(d0, d1) {
+    return this._wrap(this._live().transpose(d0, d1));
+  }
+  permute(perm) {
+    return this._wrap(this._live().permute(checkDims("permute", perm)));
+  }
+  /** Thin SVD: { u, s, vt }, singular values descending. */
+  svd() {
+    const [u, s, vt] = this._live().svd();
+    return { u: this._wrap(u), s: this._wrap(s), vt: this._wrap(vt) };
+  }
+}
+
+const UNARY = { neg: "neg", abs: "abs", exp: "exp", log: "log", sqrt: "sqrt", rsqrt: "rsqrt", sin: "sin", cos: "cos", tanh: "tanh", sigmoid: "sigmoid", relu: "relu", gelu: "gelu", geluTanh: "gelu_tanh", silu: "silu" };
+for (const [js, rust] of Object.entries(UNARY)) {
+  Tensor.prototype[js] = function () {
+    return this._wrap(this._live().unary(rust));
+  };
+}
+for (const op of ["add", "sub", "mul", "div", "pow", "maximum", "minimum"]) {
+  Tensor.prototype[op] = function (other) {
+    const rhs = this._engine._operand(other);
+    try {
+      return this._wrap(this._live().binary(op, rhs));
+    } finally {
+      if (!(other instanceof Tensor)) rhs.free();
+    }
+  };
+}
+for (const op of ["sum", "mean", "max", "min"]) {
+  Tensor.prototype[op] = function (axes = [], keepdim = false) {
+    return this._wrap(this._live().reduce(op, checkDims(op, axes), !!keepdim));
+  };
+}

@@ -1,0 +1,104 @@
+// The JS API as users get it, in Node on the CPU backend (browsers: the wasm suite and, next,
+// page-level tests). Values are checked against plain-JS references on seeded random inputs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { Engine, Tensor } from "../src/index.js";
+
+const wasm = readFileSync(new URL("../pkg/tmath_bg.wasm", import.meta.url));
+
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+function close(got, want, tol, what) {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Number.isFinite(got[i]) && Math.abs(got[i] - want[i]) <= tol * (1 + Math.abs(want[i])), `${what}[${i}]: got ${got[i]}, want ${want[i]}`);
+  }
+}
+
+test("engine, ops, broadcasting and reductions match plain JS", async () => {
+  const tm = await Engine.create({ backend: "cpu", wasm });
+  assert.equal(tm.backend, "cpu");
+  const r = rng(7);
+  const [m, k, n] = [5, 7, 3];
+  const A = Array.from({ length: m * k }, r);
+  const B = Array.from({ length: k * n }, r);
+  const bias = Array.from({ length: n }, r);
+  const a = tm.tensor(new Float32Array(A), [m, k]);
+  const b = tm.tensor(B, [k, n]);
+  assert.ok(a instanceof Tensor);
+  assert.deepEqual(a.shape, [m, k]);
+  const c = a.matmul(b).add(tm.tensor(bias, [n])).mul(0.5).relu();
+  const want = [];
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += A[i * k + p] * B[p * n + j];
+      want.push(Math.max(0, (s + bias[j]) * 0.5));
+    }
+  }
+  close(await c.data(), want, 1e-5, "relu((a@b + bias) * 0.5)");
+  const rows = await a.softmax(1).sum([1], false).data();
+  close(rows, new Array(m).fill(1), 1e-5, "softmax rows");
+  const mx = await a.max([0, 1], true).data();
+  close(mx, [Math.max(...A.map(Math.fround))], 0, "max");
+  assert.deepEqual(a.max([0, 1], true).shape, [1, 1]);
+  const g = await a.geluTanh().data();
+  assert.equal(g.length, m * k);
+  const s = tm.tensor([1.5], []);
+  assert.deepEqual(s.shape, []);
+  close(await s.exp().data(), [Math.exp(1.5)], 1e-6, "exp of a scalar");
+  assert.throws(() => s.logSoftmax(0), /log_softmax/);
+  close(await a.transpose(0, 1).permute([1, 0]).sub(a).abs().sum([0, 1]).data(), [0], 0, "views");
+});
+
+test("errors throw Error with the op and shapes; disposed tensors throw", async () => {
+  const tm = await Engine.create({ backend: "cpu", wasm });
+  const a = tm.randn([2, 3], 1);
+  const b = tm.randn([4, 5], 2);
+  assert.throws(() => a.matmul(b), (e) => e instanceof Error && /matmul/.test(e.message) && /\[2, 3\]/.test(e.message));
+  assert.throws(() => a.add(b), /add/);
+  assert.throws(() => a.sum([5]), /sum/);
+  assert.throws(() => a.reshape([7]), /reshape/);
+  assert.throws(() => tm.tensor([1, 2, 3], [2, 2]), /from_vec/);
+  assert.throws(() => tm.tensor([1], [-1]), /non-negative integers/);
+  assert.throws(() => tm.randn([3], 1).svd(), /svd/);
+  await assert.rejects(Engine.create({ backend: "webgpu", wasm }), (e) => e instanceof Error && /WebGPU/.test(e.message));
+  await assert.rejects(Engine.create({ backend: "metal", wasm }), /backend/);
+  a.dispose();
+  assert.ok(a.disposed);
+  assert.throws(() => a.exp(), /disposed/);
+  await assert.rejects(a.data(), /disposed/);
+  a.dispose(); // twice is fine
+});
+
+test("randn, svd, eval and stats", async () => {
+  const tm = await Engine.create({ backend: "cpu", wasm });
+  const x = await tm.randn([4, 6], 42).data();
+  const y = await tm.randn([4, 6], 42).data();
+  assert.deepEqual(x, y);
+  const a = tm.randn([6, 4], 3);
+  const { u, s, vt } = a.svd();
+  assert.deepEqual([u.shape, s.shape, vt.shape], [[6, 4], [4], [4, 4]]);
+  const sv = await s.data();
+  for (let i = 1; i < sv.length; i++) assert.ok(sv[i] <= sv[i - 1] && sv[i] >= 0);
+  const back = u.mul(s).matmul(vt);
+  close(await back.data(), await a.data(), 1e-4, "U·diag(S)·Vᵀ");
+  const before = tm.stats();
+  const h = a.exp();
+  const p = h.add(1);
+  const q = h.mul(2);
+  await tm.eval([p, q]);
+  const after = tm.stats();
+  assert.equal(after.compiles, 0);
+  assert.ok(after.dispatches > before.dispatches);
+  assert.deepEqual(Object.keys(after).sort(), ["cacheHits", "compileMs", "compiles", "dispatches"]);
+  tm.setJit(false);
+  tm.setJit(true);
+});
