@@ -20,20 +20,21 @@ pub struct RawEngine {
 impl RawEngine {
     /// `backend`: `"webgpu"`, `"cpu"` or `"auto"` (WebGPU when an adapter is granted, else CPU).
     pub async fn create(backend: String) -> Result<RawEngine, JsError> {
-        let dev =
-            match backend.as_str() {
-                "cpu" => Device::cpu().map_err(err)?,
-                "webgpu" => Device::wgpu_async()
-                    .await
-                    .map_err(|e| JsError::new(&format!("WebGPU is not available here: {e}")))?,
-                "auto" => match Device::wgpu_async().await {
-                    Ok(d) => d,
-                    Err(_) => Device::cpu().map_err(err)?,
-                },
-                other => return Err(JsError::new(&format!(
+        let dev = match backend.as_str() {
+            "cpu" => Device::cpu().map_err(err)?,
+            "webgpu" => Device::wgpu_async()
+                .await
+                .map_err(|e| JsError::new(&format!("WebGPU is not available here: {e}")))?,
+            "auto" => match Device::wgpu_async().await {
+                Ok(d) => d,
+                Err(_) => Device::cpu().map_err(err)?,
+            },
+            other => {
+                return Err(JsError::new(&format!(
                     "Engine.create: backend must be \"webgpu\", \"cpu\" or \"auto\", not {other:?}"
-                ))),
-            };
+                )))
+            }
+        };
         Ok(RawEngine { dev })
     }
 
