@@ -103,6 +103,84 @@ pub(crate) struct WgpuBackend {
     timestamps: bool,
     /// Timestamps of the evaluation in progress, while profiling.
     timer: Mutex<Option<PassTimer>>,
+    /// The driver's pipeline cache, kept on disk between processes (natively, where supported).
+    #[cfg(not(target_arch = "wasm32"))]
+    disk: Option<DiskCache>,
+}
+
+/// wgpu's `PipelineCache` loaded from and saved to a file keyed by adapter and driver
+/// (`$TMATH_CACHE_DIR`, else `$XDG_CACHE_HOME/tmath`, else `~/.cache/tmath`; set
+/// `TMATH_PIPELINE_CACHE=off` to disable). It only speeds up compiles; it never changes results.
+#[cfg(not(target_arch = "wasm32"))]
+struct DiskCache {
+    cache: wgpu::PipelineCache,
+    path: std::path::PathBuf,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl DiskCache {
+    fn open(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> Option<DiskCache> {
+        let key = wgpu::util::pipeline_cache_key(info)?;
+        let dir = std::env::var_os("TMATH_CACHE_DIR")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME")
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
+                    })
+                    .map(|d| d.join("tmath"))
+            })?;
+        let path = dir.join(key);
+        let data = std::fs::read(&path).ok();
+        // SAFETY: the data was written by `get_data` of a cache for the same adapter and driver
+        // (the file name is wgpu's key for both); `fallback: true` makes wgpu start empty when
+        // the driver rejects it.
+        let cache = unsafe {
+            device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                label: Some("tmath"),
+                data: data.as_deref(),
+                fallback: true,
+            })
+        };
+        Some(DiskCache {
+            cache,
+            path,
+            dirty: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Writes the cache if pipelines were added (atomically: a temporary file, then a rename).
+    fn save(&self) {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Some(data) = self.cache.get_data() else {
+            return;
+        };
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let ok = self
+            .path
+            .parent()
+            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+            && std::fs::write(&tmp, &data).is_ok()
+            && std::fs::rename(&tmp, &self.path).is_ok();
+        if !ok {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for WgpuBackend {
+    fn drop(&mut self) {
+        if let Some(d) = &self.disk {
+            d.save();
+        }
+    }
 }
 
 /// Most compute passes timed per evaluation (further passes run untimed; a query set holds at
@@ -169,15 +247,24 @@ impl WgpuBackend {
             .map_err(|e| unavailable(format!("no adapter: {e}")))?;
         let limits = adapter.limits();
         // Timestamp queries let the benchmark separate kernel time from submit/wait overhead.
+        // A pipeline cache on disk lets a second process skip the driver's shader compiles.
+        let disk_cache = cfg!(not(target_arch = "wasm32"))
+            && adapter.features().contains(wgpu::Features::PIPELINE_CACHE)
+            && std::env::var("TMATH_PIPELINE_CACHE").map_or(true, |v| v != "off");
         let timestamps = cfg!(not(target_arch = "wasm32"))
             && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tmath"),
-                required_features: if timestamps {
-                    wgpu::Features::TIMESTAMP_QUERY
-                } else {
-                    wgpu::Features::empty()
+                required_features: {
+                    let mut f = wgpu::Features::empty();
+                    if timestamps {
+                        f |= wgpu::Features::TIMESTAMP_QUERY;
+                    }
+                    if disk_cache {
+                        f |= wgpu::Features::PIPELINE_CACHE;
+                    }
+                    f
                 },
                 required_limits: limits.clone(),
                 ..Default::default()
@@ -196,10 +283,19 @@ impl WgpuBackend {
             .min(limits.max_compute_workgroup_size_x)
             .min(256);
         let wg = 1 << (31 - wg.max(1).leading_zeros()); // a power of two
+        let info = adapter.get_info();
+        #[cfg(not(target_arch = "wasm32"))]
+        let disk = if disk_cache {
+            DiskCache::open(&device, &info)
+        } else {
+            None
+        };
         Ok(WgpuBackend {
+            #[cfg(not(target_arch = "wasm32"))]
+            disk,
             device,
             queue,
-            info: adapter.get_info(),
+            info,
             limits,
             wg,
             pipelines: Mutex::default(),
@@ -334,7 +430,7 @@ impl WgpuBackend {
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: Default::default(),
-                cache: None,
+                cache: self.disk_cache(),
             },
         ));
         let dt = web_time_now().saturating_sub(t0);
@@ -348,6 +444,16 @@ impl WgpuBackend {
             lock(&self.pipelines).insert(desc.clone(), pipeline.clone());
         }
         Ok(pipeline)
+    }
+
+    /// The on-disk pipeline cache to compile through (marked as changed), if any.
+    fn disk_cache(&self) -> Option<&wgpu::PipelineCache> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(d) = &self.disk {
+            d.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Some(&d.cache);
+        }
+        None
     }
 
     /// (x, y) workgroup counts covering `n` workgroups within the per-dimension limit.

@@ -300,9 +300,15 @@ fn max_err(got: &[Tensor], want: &[Vec<f32>]) -> tmath::Result<(f64, f64)> {
     Ok((err, scale))
 }
 
-fn run_case(kind: Kind, case: &Case, reps: usize, reference: Option<&[Vec<f32>]>) -> Vec<Row> {
+fn run_case(
+    kind: Kind,
+    case: &Case,
+    modes: &[&'static str],
+    reps: usize,
+    reference: Option<&[Vec<f32>]>,
+) -> Vec<Row> {
     let mut rows = vec![];
-    for &mode in case.modes {
+    for &mode in modes {
         let dev = match kind.make() {
             Ok(d) => d,
             Err(e) => {
@@ -379,6 +385,9 @@ fn main() {
         eprintln!("--device mlx: this build has no MLX backend (the `mlx` feature is not implemented yet)");
         std::process::exit(1);
     }
+    // "cold" means a compile from scratch: keep the driver's disk cache out of the table rows
+    // (the disk-cache section below measures what it saves).
+    std::env::set_var("TMATH_PIPELINE_CACHE", "off");
     let mut kinds: Vec<(&str, Kind)> = vec![];
     if matches!(args.device.as_str(), "all" | "cpu") {
         kinds.push(("cpu", Kind::Cpu));
@@ -437,7 +446,31 @@ fn main() {
             } else {
                 reps.min(5)
             };
-            rows.extend(run_case(*kind, case, reps, reference));
+            rows.extend(run_case(*kind, case, case.modes, reps, reference));
+        }
+    }
+    // What the on-disk pipeline cache saves: a cold first call in a new process, without and with
+    // the cache a previous process left (a fresh directory, filled by the first call).
+    if kinds.iter().any(|(n, _)| *n == "wgpu") {
+        if let Some(case) = cases
+            .iter()
+            .find(|c| c.section == "table" && c.op == "matmul + bias + gelu")
+        {
+            let dir =
+                std::env::temp_dir().join(format!("tmath-bench-cache-{}", std::process::id()));
+            std::env::set_var("TMATH_CACHE_DIR", &dir);
+            std::env::remove_var("TMATH_PIPELINE_CACHE");
+            for label in ["disk cache: empty", "disk cache: warm"] {
+                println!("[pipeline cache] {} {:?} ({label})", case.op, case.shape);
+                let mut r = run_case(Kind::Wgpu, case, &["cold"], 1, None).pop();
+                if let Some(r) = r.as_mut() {
+                    r.section = "pipeline cache";
+                    r.op = format!("{} ({label})", case.op);
+                }
+                rows.extend(r);
+            }
+            std::env::set_var("TMATH_PIPELINE_CACHE", "off");
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
     let mut devices = vec![];

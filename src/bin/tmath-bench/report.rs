@@ -220,6 +220,24 @@ pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
             );
         }
     }
+    let disk: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.section == "pipeline cache")
+        .collect();
+    if !disk.is_empty() {
+        s += "\n## On-disk pipeline cache: a cold first call in a new process (wgpu `PipelineCache`)\n\n| case | device | cold call ms | pipelines | compile ms per pipeline |\n|---|---|---|---|---|\n";
+        for r in disk {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.2} |",
+                r.op,
+                r.device,
+                ms(Some(r)),
+                r.compiles,
+                r.compile_ms
+            );
+        }
+    }
     for section in ["matmul sweep", "elementwise sweep", "softmax sweep"] {
         let _ = write!(s, "\n## {section} (JIT cached)\n\n| op | shape | device | median ms | kernel ms | throughput | of ceiling | max abs err |\n|---|---|---|---|---|---|---|---|\n");
         for r in rows.iter().filter(|r| r.section == section) {
