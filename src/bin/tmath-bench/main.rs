@@ -388,6 +388,9 @@ fn main() {
     // "cold" means a compile from scratch: keep the driver's disk cache out of the table rows
     // (the disk-cache section below measures what it saves).
     std::env::set_var("TMATH_PIPELINE_CACHE", "off");
+    // NVIDIA's driver keeps compiled shaders on disk across processes; without this, "off" and
+    // "cold" would be served from it after the first run.
+    std::env::set_var("__GL_SHADER_DISK_CACHE", "0");
     let mut kinds: Vec<(&str, Kind)> = vec![];
     if matches!(args.device.as_str(), "all" | "cpu") {
         kinds.push(("cpu", Kind::Cpu));
