@@ -793,6 +793,11 @@ impl WgpuBackend {
         self.queue.submit([enc.finish()]);
         staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         self.wait()?;
+        self.take_mapped(&staging)
+    }
+
+    /// The contents of a mapped staging buffer, which is unmapped afterwards.
+    fn take_mapped<T: bytemuck::Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
         let data = bytemuck::pod_collect_to_vec(
             &staging
                 .slice(..)
@@ -1125,15 +1130,7 @@ impl Backend for WgpuBackend {
             Oneshot { state }
                 .await
                 .map_err(|e| Error::device(format!("reading back: {e}")))?;
-            let data: Vec<f32> = bytemuck::pod_collect_to_vec(
-                &staging
-                    .slice(..)
-                    .get_mapped_range()
-                    .map_err(|e| Error::device(e.to_string()))?[..],
-            );
-            staging.unmap();
-            self.check_errors()?;
-            Ok(data)
+            self.take_mapped(&staging)
         })
     }
 }
