@@ -18,6 +18,26 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
+/// Draws one 960×480 chart into SVG text; a drawing error becomes a short HTML message instead.
+fn render(
+    draw: impl FnOnce(
+        &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    ) -> Result<(), Box<dyn std::error::Error>>,
+) -> String {
+    let mut svg = String::new();
+    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+        let root = SVGBackend::with_string(&mut svg, (960, 480)).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => svg,
+        Err(e) => format!("<p>plot failed: {e}</p>"),
+    }
+}
+
 /// A log-log line chart; `ceilings` are drawn as dashed horizontal lines.
 fn lines(
     title: &str,
@@ -26,10 +46,7 @@ fn lines(
     series: &[Series],
     ceilings: &[(String, f64)],
 ) -> String {
-    let mut svg = String::new();
-    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
-        let root = SVGBackend::with_string(&mut svg, (960, 480)).into_drawing_area();
-        root.fill(&WHITE)?;
+    render(|root| {
         let (x0, x1) = bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
         let (y0, y1) = bounds(
             series
@@ -37,7 +54,7 @@ fn lines(
                 .flat_map(|s| s.1.iter().map(|p| p.1))
                 .chain(ceilings.iter().map(|c| c.1)),
         );
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
@@ -79,13 +96,8 @@ fn lines(
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperLeft)
             .draw()?;
-        root.present()?;
         Ok(())
-    })();
-    match result {
-        Ok(()) => svg,
-        Err(e) => format!("<p>plot failed: {e}</p>"),
-    }
+    })
 }
 
 /// Grouped bars on a log axis: `groups` (x labels) × `bars` (legend), values in ms.
@@ -96,14 +108,11 @@ fn bars(
     bars: &[String],
     values: &[Vec<Option<f64>>],
 ) -> String {
-    let mut svg = String::new();
-    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
-        let root = SVGBackend::with_string(&mut svg, (960, 480)).into_drawing_area();
-        root.fill(&WHITE)?;
+    render(|root| {
         let (y0, y1) = bounds(values.iter().flatten().flatten().copied());
         let n = groups.len().max(1) as f64;
         let labels = groups.to_vec();
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(60)
@@ -148,13 +157,8 @@ fn bars(
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperRight)
             .draw()?;
-        root.present()?;
         Ok(())
-    })();
-    match result {
-        Ok(()) => svg,
-        Err(e) => format!("<p>plot failed: {e}</p>"),
-    }
+    })
 }
 
 fn device_names(rows: &[Row]) -> Vec<String> {
