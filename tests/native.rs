@@ -32,13 +32,7 @@ macro_rules! native_cases {
             #[test]
             fn $case() {
                 for dev in devices() {
-                    let name = format!("{:?}", dev);
-                    std::thread::Builder::new()
-                        .stack_size(2 << 20)
-                        .spawn(move || pollster::block_on(suite::$case(&dev)))
-                        .expect("spawn")
-                        .join()
-                        .unwrap_or_else(|_| panic!("{} failed on {name}", stringify!($case)));
+                    suite::run_on_small_stack(stringify!($case), &dev, |d| async move { suite::$case(&d).await });
                 }
             }
         )*

@@ -40,13 +40,7 @@ macro_rules! run_all {
     ($($case:ident),* $(,)?) => {
         fn run_suite(dev: &Device) {
             $(
-                let d = dev.clone();
-                std::thread::Builder::new()
-                    .stack_size(2 << 20)
-                    .spawn(move || pollster::block_on(suite::$case(&d)))
-                    .expect("spawn")
-                    .join()
-                    .unwrap_or_else(|_| panic!("{} failed", stringify!($case)));
+                suite::run_on_small_stack(stringify!($case), dev, |d| async move { suite::$case(&d).await });
             )*
         }
     };

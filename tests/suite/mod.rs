@@ -43,6 +43,24 @@ macro_rules! for_each_case {
     };
 }
 
+/// Runs one case on `dev` to completion on a thread with a 2 MiB stack, as the native
+/// harnesses do (so a 10,000-op graph proves evaluation is not recursive).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_on_small_stack<F: std::future::Future<Output = ()> + 'static>(
+    name: &str,
+    dev: &Device,
+    case: fn(Device) -> F,
+) {
+    let dev = dev.clone();
+    let what = format!("{name} failed on {dev:?}");
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || pollster::block_on(case(dev)))
+        .expect("spawn")
+        .join()
+        .unwrap_or_else(|_| panic!("{what}"));
+}
+
 type UnaryCase = (
     &'static str,
     fn(&Tensor) -> tmath::Result<Tensor>,
