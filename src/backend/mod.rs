@@ -4,6 +4,8 @@
 pub(crate) mod cpu;
 #[cfg(feature = "wgpu")]
 pub(crate) mod gpu;
+#[cfg(all(feature = "mlx", not(target_arch = "wasm32")))]
+pub(crate) mod mlx;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +38,8 @@ pub(crate) enum Storage {
     Cpu(Arc<Vec<f32>>),
     #[cfg(feature = "wgpu")]
     Wgpu(Arc<gpu::GpuBuffer>),
+    #[cfg(all(feature = "mlx", not(target_arch = "wasm32")))]
+    Mlx(Arc<mlx::MlxBuffer>),
 }
 
 /// One way to run plans.

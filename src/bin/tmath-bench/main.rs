@@ -67,6 +67,8 @@ fn parse_args() -> Result<Args, String> {
 enum Kind {
     Cpu,
     Wgpu,
+    #[cfg(feature = "mlx")]
+    Mlx,
 }
 
 impl Kind {
@@ -74,6 +76,8 @@ impl Kind {
         match self {
             Kind::Cpu => Device::cpu(),
             Kind::Wgpu => Device::wgpu(),
+            #[cfg(feature = "mlx")]
+            Kind::Mlx => Device::mlx(),
         }
     }
 }
@@ -381,8 +385,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    #[cfg(not(feature = "mlx"))]
     if args.device == "mlx" {
-        eprintln!("--device mlx: this build has no MLX backend (the `mlx` feature is not implemented yet)");
+        eprintln!(
+            "--device mlx: this build has no MLX backend (build with `--features bench,mlx`)"
+        );
         std::process::exit(1);
     }
     // "cold" means a compile from scratch: keep the driver's disk cache out of the table rows
@@ -403,6 +410,17 @@ fn main() {
                 std::process::exit(1);
             }
             Err(e) => eprintln!("skipping wgpu: {e}"),
+        }
+    }
+    #[cfg(feature = "mlx")]
+    if matches!(args.device.as_str(), "all" | "mlx") {
+        match Device::mlx() {
+            Ok(_) => kinds.push(("mlx", Kind::Mlx)),
+            Err(e) if args.device == "mlx" => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+            Err(e) => eprintln!("skipping mlx: {e}"),
         }
     }
     let reps = args.reps.unwrap_or(if args.quick { 3 } else { 10 });

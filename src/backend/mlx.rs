@@ -1,0 +1,621 @@
+//! The MLX backend (cargo feature `mlx`): the plan is mapped onto mlx-rs operations, and with
+//! [`JitMode::On`] each distinct program (graph structure + shapes) is traced once into an MLX
+//! compiled function (`mlx_rs::transforms::compile`), kept in a cache and reused, so MLX fuses
+//! and runs it (Metal on Apple Silicon, MLX's CPU backend elsewhere).
+//!
+//! MLX objects are not `Sync` and MLX's compile cache and default stream are per thread, so the
+//! backend owns one worker thread that holds every MLX array and compiled function; the
+//! `Device` talks to it through a channel and stays `Send + Sync`. Results stay in MLX memory
+//! (unified memory on Apple Silicon) until read; a dropped tensor frees its array.
+//!
+//! Semantics stay ours: shapes are checked when ops are made (MLX sees only valid programs),
+//! nothing runs before a read, and an MLX exception or panic comes back as [`Error::Device`].
+//!
+//! What is counted in [`Stats`](crate::Stats): a compile is a program traced into a new MLX
+//! compiled function (its `compile_time` is that first, tracing call); a cache hit is a program
+//! found compiled. MLX decides its own kernels, so `dispatches` counts what we hand to MLX: one
+//! compiled-function call per evaluation with the JIT on, one per op with it off (each op then
+//! evaluated on its own, as the old engine did).
+//!
+//! SVD uses MLX's `linalg::svd`, which MLX runs on its CPU stream only (also on Apple Silicon),
+//! so programs that contain an SVD run as eager MLX ops, never compiled.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlx_rs::error::Exception;
+use mlx_rs::ops::indexing::TryIndexOp;
+use mlx_rs::{Array, Stream};
+
+use super::{Backend, BoxFuture, Storage};
+use crate::device::{Device, JitMode};
+use crate::error::{Error, Result};
+use crate::graph::eval::Plan;
+use crate::graph::{Op, Value};
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::shape::Layout;
+
+type Job = Box<dyn FnOnce(&mut State) + Send>;
+type CompiledFn = Box<dyn for<'a> FnMut(&'a [Array]) -> std::result::Result<Vec<Array>, Exception>>;
+
+/// One MLX array held by the worker; dropping the handle frees it there.
+pub(crate) struct MlxBuffer {
+    id: u64,
+    tx: mpsc::Sender<Job>,
+}
+
+impl Drop for MlxBuffer {
+    fn drop(&mut self) {
+        let id = self.id;
+        // The worker may be gone at process exit; then there is nothing left to free.
+        let _ = self.tx.send(Box::new(move |s: &mut State| {
+            s.arrays.remove(&id);
+        }));
+    }
+}
+
+/// An operand of a step: a program input or an earlier step's result.
+type Slot = usize;
+
+/// One MLX operation of a program. Slots `0..inputs.len()` are the inputs, then one per step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Step {
+    Unary(UnaryOp, Slot),
+    Binary(BinaryOp, Slot, Slot),
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keepdim: bool,
+        x: Slot,
+    },
+    Softmax {
+        axis: usize,
+        log: bool,
+        x: Slot,
+    },
+    MatMul(Slot, Slot),
+    Reshape(Slot, Vec<usize>),
+    Permute(Slot, Vec<usize>),
+    /// Thin SVD packed as `U (m×k) | S (k) | Vᵀ (k×n)`, like every backend's.
+    Svd {
+        x: Slot,
+        m: usize,
+        n: usize,
+    },
+    /// The dense window `[offset, offset + numel(shape))` of the flat input, in `shape`.
+    Slice {
+        x: Slot,
+        offset: usize,
+        shape: Vec<usize>,
+    },
+}
+
+/// A whole evaluation as MLX sees it; also the compile cache's key (structure and shapes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Program {
+    inputs: Vec<Vec<usize>>,
+    steps: Vec<Step>,
+    outputs: Vec<Slot>,
+}
+
+impl Program {
+    fn has_svd(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Svd { .. }))
+    }
+}
+
+/// Everything MLX, owned by the worker thread.
+struct State {
+    arrays: HashMap<u64, Array>,
+    next_id: u64,
+    compiled: HashMap<Program, CompiledFn>,
+}
+
+/// What one evaluation did, for the device's counters.
+struct Ran {
+    outputs: Vec<u64>,
+    compiled: bool,
+    cache_hit: bool,
+    compile_time: Duration,
+    dispatches: u64,
+    kernel_time: Duration,
+}
+
+pub(crate) struct MlxBackend {
+    tx: mpsc::Sender<Job>,
+    stream_name: &'static str,
+}
+
+/// The stream MLX work goes to: the GPU (Metal) on Apple Silicon, the CPU elsewhere. The GPU
+/// stream is never touched on a CPU-only build of MLX (asking for it aborts there).
+fn default_stream() -> (Stream, &'static str) {
+    if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+        (Stream::gpu(), "Metal GPU")
+    } else {
+        (Stream::cpu(), "CPU")
+    }
+}
+
+fn mlx_err(what: &str, e: Exception) -> Error {
+    Error::device(format!("mlx: {what}: {}", e.what()))
+}
+
+fn dims(shape: &[usize]) -> Vec<i32> {
+    shape.iter().map(|&d| d as i32).collect()
+}
+
+fn axes_i32(axes: &[usize]) -> Vec<i32> {
+    axes.iter().map(|&a| a as i32).collect()
+}
+
+/// Applies one step (the same code traces compiled functions and runs eager ones).
+fn apply(step: &Step, slots: &[Array]) -> std::result::Result<Array, Exception> {
+    use mlx_rs::ops;
+    let f = |v: f32| Array::from_f32(v);
+    Ok(match step {
+        Step::Unary(u, x) => {
+            let x = &slots[*x];
+            match u {
+                UnaryOp::Neg => x.negative()?,
+                UnaryOp::Abs => x.abs()?,
+                UnaryOp::Exp => x.exp()?,
+                UnaryOp::Log => x.log()?,
+                UnaryOp::Sqrt => x.sqrt()?,
+                UnaryOp::Rsqrt => x.rsqrt()?,
+                UnaryOp::Sin => x.sin()?,
+                UnaryOp::Cos => x.cos()?,
+                UnaryOp::Tanh => ops::tanh(x)?,
+                UnaryOp::Sigmoid => ops::sigmoid(x)?,
+                UnaryOp::Relu => ops::maximum(x, f(0.0))?,
+                UnaryOp::Gelu => {
+                    let e = ops::erf(x.multiply(f(std::f32::consts::FRAC_1_SQRT_2))?)?;
+                    x.multiply(f(0.5))?.multiply(e.add(f(1.0))?)?
+                }
+                UnaryOp::GeluTanh => {
+                    let x3 = x.multiply(x)?.multiply(x)?;
+                    let inner = x
+                        .add(x3.multiply(f(0.044_715))?)?
+                        .multiply(f((2.0 / std::f32::consts::PI).sqrt()))?;
+                    x.multiply(f(0.5))?
+                        .multiply(ops::tanh(&inner)?.add(f(1.0))?)?
+                }
+                UnaryOp::Silu => x.multiply(ops::sigmoid(x)?)?,
+            }
+        }
+        Step::Binary(b, a, c) => {
+            let (a, c) = (&slots[*a], &slots[*c]);
+            match b {
+                BinaryOp::Add => a.add(c)?,
+                BinaryOp::Sub => a.subtract(c)?,
+                BinaryOp::Mul => a.multiply(c)?,
+                BinaryOp::Div => a.divide(c)?,
+                BinaryOp::Pow => a.power(c)?,
+                BinaryOp::Maximum => ops::maximum(a, c)?,
+                BinaryOp::Minimum => ops::minimum(a, c)?,
+            }
+        }
+        Step::Reduce {
+            op,
+            axes,
+            keepdim,
+            x,
+        } => {
+            let x = &slots[*x];
+            if axes.is_empty() {
+                // numpy: reducing over no axis leaves the tensor as it is (MLX would reduce all).
+                return Ok(x.clone());
+            }
+            let axes = axes_i32(axes);
+            match op {
+                ReduceOp::Sum => x.sum_axes(&axes, *keepdim)?,
+                ReduceOp::Mean => x.mean_axes(&axes, *keepdim)?,
+                ReduceOp::Max => x.max_axes(&axes, *keepdim)?,
+                ReduceOp::Min => x.min_axes(&axes, *keepdim)?,
+            }
+        }
+        Step::Softmax { axis, log, x } => {
+            let x = &slots[*x];
+            let axis = *axis as i32;
+            if *log {
+                x.subtract(x.logsumexp_axes(&[axis], true)?)?
+            } else {
+                ops::softmax_axis(x, axis, true)?
+            }
+        }
+        Step::MatMul(a, b) => slots[*a].matmul(&slots[*b])?,
+        Step::Reshape(x, shape) => slots[*x].reshape(&dims(shape))?,
+        Step::Permute(x, perm) => ops::transpose_axes(&slots[*x], &axes_i32(perm))?,
+        Step::Svd { x, m, n } => {
+            let k = (*m).min(*n) as i32;
+            let (u, s, vt) =
+                mlx_rs::with_stream(&Stream::cpu(), || mlx_rs::linalg::svd(&slots[*x]))?;
+            let u = u.try_index((.., 0..k))?.reshape(&[-1])?;
+            let vt = vt.try_index(0..k)?.reshape(&[-1])?;
+            ops::concatenate(&[u, s, vt], 0)?
+        }
+        Step::Slice { x, offset, shape } => {
+            let len: usize = shape.iter().product();
+            let (start, end) = (*offset as i32, (*offset + len) as i32);
+            slots[*x]
+                .reshape(&[-1])?
+                .try_index(start..end)?
+                .reshape(&dims(shape))?
+        }
+    })
+}
+
+/// Runs a program on its inputs; `each` is called after every step (eager mode evaluates
+/// there). Outputs are made row-major contiguous so they can be read as slices.
+fn run_program(
+    p: &Program,
+    inputs: &[Array],
+    mut each: impl FnMut(&Array) -> std::result::Result<(), Exception>,
+) -> std::result::Result<Vec<Array>, Exception> {
+    let mut slots: Vec<Array> = Vec::with_capacity(inputs.len() + p.steps.len());
+    for (a, shape) in inputs.iter().zip(&p.inputs) {
+        slots.push(a.reshape(&dims(shape))?);
+    }
+    for step in &p.steps {
+        let v = apply(step, &slots)?;
+        each(&v)?;
+        slots.push(v);
+    }
+    p.outputs.iter().map(|&o| slots[o].contiguous()).collect()
+}
+
+impl State {
+    fn store(&mut self, a: Array) -> u64 {
+        self.next_id += 1;
+        self.arrays.insert(self.next_id, a);
+        self.next_id
+    }
+
+    fn run(&mut self, p: Program, input_ids: &[u64], jit: JitMode, profile: bool) -> Result<Ran> {
+        let inputs = input_ids
+            .iter()
+            .map(|id| {
+                self.arrays
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| Error::device("internal: an MLX input was freed"))
+            })
+            .collect::<Result<Vec<Array>>>()?;
+        let mut ran = Ran {
+            outputs: vec![],
+            compiled: false,
+            cache_hit: false,
+            compile_time: Duration::ZERO,
+            dispatches: 0,
+            kernel_time: Duration::ZERO,
+        };
+        let t0 = Instant::now();
+        let outs = if jit == JitMode::On && !p.has_svd() {
+            let key = p.clone();
+            let t_compile = Instant::now();
+            let outs = match self.compiled.get_mut(&key) {
+                Some(f) => {
+                    ran.cache_hit = true;
+                    f(&inputs)
+                }
+                None => {
+                    let prog = p.clone();
+                    let mut f: CompiledFn = Box::new(mlx_rs::transforms::compile::compile(
+                        move |xs: &[Array]| run_program(&prog, xs, |_| Ok(())),
+                        false,
+                    ));
+                    let outs = f(&inputs);
+                    ran.compiled = true;
+                    ran.compile_time = t_compile.elapsed();
+                    self.compiled.insert(key, f);
+                    outs
+                }
+            }
+            .map_err(|e| mlx_err("compiled call", e))?;
+            ran.dispatches = 1;
+            outs
+        } else {
+            // Eager: every op evaluated on its own.
+            let mut n = 0;
+            let outs = run_program(&p, &inputs, |a| {
+                n += 1;
+                a.eval()
+            })
+            .map_err(|e| mlx_err("eager op", e))?;
+            ran.dispatches = n;
+            outs
+        };
+        mlx_rs::transforms::eval(outs.iter()).map_err(|e| mlx_err("eval", e))?;
+        if profile {
+            ran.kernel_time = t0.elapsed().saturating_sub(ran.compile_time);
+        }
+        ran.outputs = outs.into_iter().map(|a| self.store(a)).collect();
+        Ok(ran)
+    }
+}
+
+impl MlxBackend {
+    pub fn new() -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("tmath-mlx".into())
+            .spawn(move || {
+                let started = catch_unwind(|| {
+                    let (stream, name) = default_stream();
+                    // A first array proves MLX loads and runs.
+                    let probe = mlx_rs::with_stream(&stream, || {
+                        let a = Array::from_slice(&[1.0f32, 2.0], &[2]);
+                        a.add(&a).and_then(|b| b.eval().map(|_| b))
+                    });
+                    (
+                        stream,
+                        name,
+                        probe.map(|_| ()).map_err(|e| e.what().to_string()),
+                    )
+                });
+                let (stream, name) = match started {
+                    Ok((stream, name, Ok(()))) => {
+                        let _ = ready_tx.send(Ok(name));
+                        (stream, name)
+                    }
+                    Ok((_, _, Err(e))) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = ready_tx.send(Err("MLX panicked while starting".into()));
+                        return;
+                    }
+                };
+                let _ = name;
+                let mut state = State {
+                    arrays: HashMap::new(),
+                    next_id: 0,
+                    compiled: HashMap::new(),
+                };
+                mlx_rs::with_stream(&stream, || {
+                    for job in rx {
+                        job(&mut state);
+                    }
+                });
+            })
+            .map_err(|e| Error::Unavailable {
+                backend: "mlx",
+                message: format!("cannot start the MLX thread: {e}"),
+            })?;
+        let stream_name = ready_rx
+            .recv()
+            .map_err(|_| "the MLX thread stopped while starting".to_string())
+            .and_then(|r| r)
+            .map_err(|message| Error::Unavailable {
+                backend: "mlx",
+                message,
+            })?;
+        Ok(MlxBackend { tx, stream_name })
+    }
+
+    /// Runs `f` on the MLX thread and waits for its result; a panic there is an `Err`.
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Box::new(move |s: &mut State| {
+                let r = catch_unwind(AssertUnwindSafe(|| f(s)));
+                let _ = rtx.send(r);
+            }))
+            .map_err(|_| Error::device("mlx: the MLX thread has stopped"))?;
+        match rrx.recv() {
+            Ok(Ok(r)) => r,
+            Ok(Err(p)) => {
+                let what = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(Error::device(format!("mlx: panicked: {what}")))
+            }
+            Err(_) => Err(Error::device("mlx: the MLX thread has stopped")),
+        }
+    }
+
+    fn handle(&self, id: u64) -> Storage {
+        Storage::Mlx(Arc::new(MlxBuffer {
+            id,
+            tx: self.tx.clone(),
+        }))
+    }
+}
+
+/// The MLX array id behind a value (values on this backend are always dense row-major).
+fn mlx_id(v: &Value) -> Result<u64> {
+    match &v.storage {
+        Storage::Mlx(b) if v.layout.is_contiguous() && v.layout.offset == 0 => Ok(b.id),
+        Storage::Mlx(_) => Err(Error::device("internal: a strided MLX value")),
+        #[allow(unreachable_patterns)]
+        _ => Err(Error::DeviceMismatch { op: "mlx" }),
+    }
+}
+
+/// Turns a plan into a program over its inputs (values computed earlier).
+fn lower(plan: &Plan) -> Result<(Program, Vec<u64>, Vec<Option<Value>>)> {
+    let mut slot_of: HashMap<u64, Slot> = HashMap::new();
+    let mut inputs: Vec<Vec<usize>> = vec![];
+    let mut input_ids: Vec<u64> = vec![];
+    let in_plan: std::collections::HashSet<u64> = plan.order.iter().map(|t| t.node().id).collect();
+    for t in &plan.order {
+        for i in &t.node().inputs {
+            let id = i.node().id;
+            if in_plan.contains(&id) || slot_of.contains_key(&id) {
+                continue;
+            }
+            let v = i
+                .node()
+                .cached()
+                .ok_or_else(|| Error::device("internal: an input of the plan has no value"))?;
+            slot_of.insert(id, inputs.len());
+            inputs.push(i.shape().to_vec());
+            input_ids.push(mlx_id(&v)?);
+        }
+    }
+    let mut steps = vec![];
+    for t in &plan.order {
+        let node = t.node();
+        let s = |k: usize| slot_of[&node.inputs[k].node().id];
+        let step = match &node.op {
+            Op::Unary(u) => Step::Unary(*u, s(0)),
+            Op::Binary(b) => Step::Binary(*b, s(0), s(1)),
+            Op::Reduce { op, axes, keepdim } => Step::Reduce {
+                op: *op,
+                axes: axes.clone(),
+                keepdim: *keepdim,
+                x: s(0),
+            },
+            Op::Softmax { axis, log } => Step::Softmax {
+                axis: *axis,
+                log: *log,
+                x: s(0),
+            },
+            Op::MatMul => Step::MatMul(s(0), s(1)),
+            Op::Reshape => Step::Reshape(s(0), node.shape.clone()),
+            Op::Permute(p) => Step::Permute(s(0), p.clone()),
+            Op::Svd { m, n } => Step::Svd {
+                x: s(0),
+                m: *m,
+                n: *n,
+            },
+            Op::Slice { offset } => Step::Slice {
+                x: s(0),
+                offset: *offset,
+                shape: node.shape.clone(),
+            },
+            Op::Data | Op::Randn { .. } => {
+                return Err(Error::device(format!(
+                    "internal: {} reached the MLX program",
+                    node.op.name()
+                )))
+            }
+        };
+        slot_of.insert(node.id, inputs.len() + steps.len());
+        steps.push(step);
+    }
+    // Outputs already evaluated keep their value; the others come from the program.
+    let mut outputs = vec![];
+    let mut ready = vec![];
+    for t in &plan.outputs {
+        match t.node().cached() {
+            Some(v) => ready.push(Some(v)),
+            None => {
+                outputs.push(slot_of[&t.node().id]);
+                ready.push(None);
+            }
+        }
+    }
+    Ok((
+        Program {
+            inputs,
+            steps,
+            outputs,
+        },
+        input_ids,
+        ready,
+    ))
+}
+
+impl Backend for MlxBackend {
+    fn kind(&self) -> &'static str {
+        "mlx"
+    }
+
+    fn adapter_name(&self) -> String {
+        format!("MLX ({} stream)", self.stream_name)
+    }
+
+    fn upload(&self, data: Vec<f32>) -> Result<Storage> {
+        let id = self.call(move |s| {
+            let a = Array::from_slice(&data, &[data.len() as i32]);
+            Ok(s.store(a))
+        })?;
+        Ok(self.handle(id))
+    }
+
+    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+        let (program, input_ids, ready) = lower(plan)?;
+        let jit = device.jit();
+        let profile = device.profiling();
+        let ran = self.call(move |s| s.run(program, &input_ids, jit, profile))?;
+        device.record(|st| {
+            if ran.compiled {
+                st.compiles += 1;
+                st.compile_time += ran.compile_time;
+            }
+            if ran.cache_hit {
+                st.cache_hits += 1;
+            }
+            st.dispatches += ran.dispatches;
+            st.kernel_time += ran.kernel_time;
+        });
+        let mut fresh = ran.outputs.into_iter();
+        plan.outputs
+            .iter()
+            .zip(ready)
+            .map(|(t, r)| match r {
+                Some(v) => Ok(v),
+                None => {
+                    let id = fresh
+                        .next()
+                        .ok_or_else(|| Error::device("internal: MLX returned too few outputs"))?;
+                    Ok(Value {
+                        storage: self.handle(id),
+                        layout: Layout::contiguous(t.shape()),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.call(|_| Ok(()))
+    }
+
+    fn read<'a>(
+        &'a self,
+        value: &'a Value,
+        _device: &'a Device,
+    ) -> BoxFuture<'a, Result<Vec<f32>>> {
+        Box::pin(async move {
+            let id = mlx_id(value)?;
+            let n = value.layout.shape.iter().product::<usize>();
+            if n == 0 {
+                return Ok(vec![]);
+            }
+            let data = self.call(move |s| {
+                let a = s
+                    .arrays
+                    .get(&id)
+                    .ok_or_else(|| Error::device("internal: MLX array freed before read"))?;
+                a.try_as_slice::<f32>()
+                    .map(|x| x.to_vec())
+                    .map_err(|e| Error::device(format!("mlx: read: {e}")))
+            })?;
+            if data.len() != n {
+                return Err(Error::device("internal: MLX array of the wrong size"));
+            }
+            Ok(data)
+        })
+    }
+}
+
+impl Device {
+    /// The MLX device (cargo feature `mlx`): the graph is mapped onto MLX operations and, with
+    /// the JIT on, compiled with MLX's own `compile`, cached by graph structure and shapes. On
+    /// Apple Silicon it runs on the GPU (Metal) with unified memory; on other platforms on MLX's
+    /// CPU build. SVD always runs on MLX's CPU stream (MLX has no GPU SVD).
+    pub fn mlx() -> Result<Device> {
+        Ok(Device::from_backend(Box::new(MlxBackend::new()?)))
+    }
+}
