@@ -2,6 +2,8 @@
 //! `web/src/index.js` wraps them into the documented `Engine` / `Tensor` classes (camelCase
 //! names, numbers as scalars, `dispose`, errors as `Error`), so this layer stays mechanical.
 
+use std::cell::Cell;
+
 use wasm_bindgen::prelude::*;
 
 use crate::{Device, JitMode, Tensor};
@@ -71,7 +73,7 @@ impl RawEngine {
             .set_jit(if on { JitMode::On } else { JitMode::Off });
     }
 
-    /// `[compiles, cacheHits, dispatches, compileMs]`.
+    /// `[compiles, cacheHits, dispatches, compileMs, liveTensors]`.
     pub fn stats(&self) -> Vec<f64> {
         let s = self.dev.stats();
         vec![
@@ -79,12 +81,13 @@ impl RawEngine {
             s.cache_hits as f64,
             s.dispatches as f64,
             s.compile_time.as_secs_f64() * 1e3,
+            LIVE.with(|n| n.get()) as f64,
         ]
     }
 
     /// Evaluates several tensors in one schedule.
     pub fn eval(&self, tensors: Vec<RawTensor>) -> js_sys::Promise {
-        let ts: Vec<Tensor> = tensors.into_iter().map(|t| t.t).collect();
+        let ts: Vec<Tensor> = tensors.iter().map(|t| t.t.clone()).collect();
         wasm_bindgen_futures::future_to_promise(async move {
             let refs: Vec<&Tensor> = ts.iter().collect();
             crate::eval_async(&refs)
@@ -95,6 +98,11 @@ impl RawEngine {
     }
 }
 
+thread_local! {
+    /// Tensor handles held by JavaScript (created and not yet freed), for `stats().liveTensors`.
+    static LIVE: Cell<u64> = const { Cell::new(0) };
+}
+
 /// A tensor as JavaScript sees it.
 #[wasm_bindgen]
 pub struct RawTensor {
@@ -103,7 +111,14 @@ pub struct RawTensor {
 
 impl From<Tensor> for RawTensor {
     fn from(t: Tensor) -> Self {
+        LIVE.with(|n| n.set(n.get() + 1));
         RawTensor { t }
+    }
+}
+
+impl Drop for RawTensor {
+    fn drop(&mut self) {
+        LIVE.with(|n| n.set(n.get().saturating_sub(1)));
     }
 }
 
@@ -116,7 +131,7 @@ impl RawTensor {
 
     /// Another handle to the same tensor (JS keeps one per wrapper).
     pub fn handle(&self) -> RawTensor {
-        RawTensor { t: self.t.clone() }
+        RawTensor::from(self.t.clone())
     }
 
     /// An elementwise function by its Rust name.

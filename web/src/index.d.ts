@@ -16,6 +16,8 @@ export interface Stats {
   dispatches: number;
   /** Time spent compiling pipelines, in milliseconds. */
   compileMs: number;
+  /** Tensor handles not yet freed (by `dispose()` or the garbage collector) in this module. */
+  liveTensors: number;
 }
 
 /** A device to compute on: WebGPU, or the CPU fallback. */

@@ -56,10 +56,13 @@ export class Engine {
     this._raw.set_jit(!!on);
   }
 
-  /** Counters since the engine started. */
+  /**
+   * Counters since the engine started, and `liveTensors`: tensor handles not yet freed (by
+   * dispose() or the garbage collector) in this module.
+   */
   stats() {
-    const [compiles, cacheHits, dispatches, compileMs] = this._raw.stats();
-    return { compiles, cacheHits, dispatches, compileMs };
+    const [compiles, cacheHits, dispatches, compileMs, liveTensors] = this._raw.stats();
+    return { compiles, cacheHits, dispatches, compileMs, liveTensors };
   }
 
   /** Evaluates several tensors in one schedule (shared work once). */

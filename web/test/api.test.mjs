@@ -98,7 +98,7 @@ test("randn, svd, eval and stats", async () => {
   const after = tm.stats();
   assert.equal(after.compiles, 0);
   assert.ok(after.dispatches > before.dispatches);
-  assert.deepEqual(Object.keys(after).sort(), ["cacheHits", "compileMs", "compiles", "dispatches"]);
+  assert.deepEqual(Object.keys(after).sort(), ["cacheHits", "compileMs", "compiles", "dispatches", "liveTensors"]);
   tm.setJit(false);
   tm.setJit(true);
 });

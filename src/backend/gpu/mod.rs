@@ -947,9 +947,22 @@ fn web_time_now() -> std::time::Duration {
         static START: OnceLock<std::time::Instant> = OnceLock::new();
         START.get_or_init(std::time::Instant::now).elapsed()
     }
+    // In pages, workers and Node: `performance.now()` (milliseconds, sub-millisecond resolution
+    // where the browser allows it); zero where there is no such clock.
     #[cfg(target_arch = "wasm32")]
     {
-        std::time::Duration::ZERO
+        let ms = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+            .ok()
+            .filter(|p| p.is_object())
+            .and_then(|p| {
+                let now = js_sys::Reflect::get(&p, &"now".into()).ok()?;
+                if !now.is_function() {
+                    return None;
+                }
+                js_sys::Function::from(now).call0(&p).ok()?.as_f64()
+            })
+            .unwrap_or(0.0);
+        std::time::Duration::from_secs_f64(ms.max(0.0) / 1e3)
     }
 }
 

@@ -1,0 +1,179 @@
+// The benchmark table in the browser, through the public tmath API. Writes the report in the
+// schema of tmath-bench's report.json (a header object, then one object per row).
+import { Engine } from "tmath";
+
+const params = new URLSearchParams(location.search);
+const quick = params.has("quick");
+const full = params.has("full");
+const backends = (params.get("backends") || "webgpu,cpu").split(",");
+const reps = +(params.get("reps") || (quick ? 2 : 5));
+const status = document.getElementById("status");
+const say = (s) => { status.textContent += "\n" + s; };
+
+const pick = (q, d, f) => (quick ? q : full ? f : d);
+const MM = pick(128, 512, 1024), SVD = pick(32, 128, 512), EW = pick(256, 1024, 1024);
+
+function rand(n, seed) {
+  let x = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; out[i] = (x / 2 ** 32) * 2 - 1; }
+  return out;
+}
+
+// Each case: inputs (made and uploaded before timing) and the graph (built inside the timed call).
+const CASES = [
+  { op: "matmul", shape: [MM, MM], flops: 2 * MM ** 3, bytes: 12 * MM * MM,
+    inputs: (tm) => [tm.tensor(rand(MM * MM, 1), [MM, MM]), tm.tensor(rand(MM * MM, 2), [MM, MM])],
+    graph: ([a, b]) => [a.matmul(b)] },
+  { op: "svd", shape: [SVD, SVD], flops: 0, bytes: 0, tol: 1e-3,
+    inputs: (tm) => [tm.tensor(rand(SVD * SVD, 3), [SVD, SVD])],
+    graph: ([a]) => [a.svd().s] },
+  { op: "gelu", shape: [EW, EW], flops: 0, bytes: 8 * EW * EW,
+    inputs: (tm) => [tm.tensor(rand(EW * EW, 4), [EW, EW])],
+    graph: ([a]) => [a.gelu()] },
+  { op: "softmax", shape: [EW, EW], flops: 0, bytes: 8 * EW * EW,
+    inputs: (tm) => [tm.tensor(rand(EW * EW, 5), [EW, EW])],
+    graph: ([a]) => [a.softmax(1)] },
+  { op: "8-op chain", shape: [EW, EW], flops: 0, bytes: 8 * EW * EW,
+    inputs: (tm) => [tm.tensor(rand(EW * EW, 6), [EW, EW])],
+    graph: ([x]) => [x.mul(0.75).add(0.75).tanh().abs().sqrt().neg().exp().sigmoid()] },
+  { op: "matmul + bias + gelu", shape: [MM, MM], flops: 2 * MM ** 3, bytes: 12 * MM * MM,
+    inputs: (tm) => [tm.tensor(rand(MM * MM, 7), [MM, MM]), tm.tensor(rand(MM * MM, 8), [MM, MM]), tm.tensor(rand(MM, 9), [MM])],
+    graph: ([a, b, c]) => [a.matmul(b).add(c).gelu()] },
+];
+
+async function call(tm, c, inputs) {
+  const t0 = performance.now();
+  const outs = c.graph(inputs);
+  const data = [];
+  for (const o of outs) data.push(await o.data());
+  const ms = performance.now() - t0;
+  outs.forEach((o) => o.dispose());
+  return { ms, data };
+}
+
+function maxErr(got, want) {
+  let e = 0, scale = 1;
+  for (const w of want) for (const v of w) scale = Math.max(scale, Math.abs(v));
+  got.forEach((g, i) => g.forEach((v, j) => { const d = Math.abs(v - want[i][j]); e = Number.isNaN(d) ? Infinity : Math.max(e, d); }));
+  return { abs: e, rel: e / scale };
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+
+async function adapterName(backend) {
+  if (backend === "cpu") return `cpu (wasm32, ${navigator.hardwareConcurrency} threads available, 1 used)`;
+  const a = await navigator.gpu.requestAdapter();
+  const i = a.info || {};
+  return [i.vendor, i.architecture, i.description].filter(Boolean).join(" ") || "WebGPU adapter";
+}
+
+async function run() {
+  const rows = [], devices = [];
+  const cpu = await Engine.create({ backend: "cpu" });
+  const reference = new Map();
+  for (const backend of backends) {
+    let probe;
+    try { probe = await Engine.create({ backend }); } catch (e) { say(`skipping ${backend}: ${e.message}`); continue; }
+    const device = await adapterName(backend);
+    devices.push({ adapter: device, backend: probe.backend === "webgpu" ? "wgpu" : "cpu", limits: {}, copy_gbps: null, peak_gflops: null, peak_gbps: null, peak_source: "not measured in the browser" });
+    for (const c of CASES) {
+      if (!reference.has(c.op)) reference.set(c.op, (await call(cpu, c, c.inputs(cpu))).data);
+      for (const mode of ["off", "cold", "cached"]) {
+        say(`${c.op} ${c.shape.join("×")} on ${backend} (${mode})`);
+        const row = { section: "table", op: c.op, shape: c.shape, device, backend: probe.backend === "webgpu" ? "wgpu" : "cpu", mode,
+          median_ms: null, min_ms: null, max_ms: null, kernel_ms: null, reps: 0, gflops: null, gbps: null, fraction_of_ceiling: null,
+          compiles: 0, compile_ms_per_pipeline: null, dispatches: 0, max_abs_err: null, failed: null };
+        try {
+          const times = [];
+          let last, stats0, stats1;
+          if (mode === "cold") {
+            for (let r = 0; r < Math.min(reps, 3); r++) {
+              const tm = await Engine.create({ backend });
+              const inputs = c.inputs(tm);
+              stats0 = tm.stats();
+              last = await call(tm, c, inputs);
+              stats1 = tm.stats();
+              times.push(last.ms);
+              inputs.forEach((t) => t.dispose());
+            }
+          } else {
+            const tm = probe;
+            tm.setJit(mode !== "off");
+            const inputs = c.inputs(tm);
+            await call(tm, c, inputs); // warm-up
+            stats0 = tm.stats();
+            for (let r = 0; r < reps; r++) { last = await call(tm, c, inputs); times.push(last.ms); }
+            stats1 = tm.stats();
+            tm.setJit(true);
+            inputs.forEach((t) => t.dispose());
+          }
+          const n = mode === "cold" ? 1 : reps;
+          const err = maxErr(last.data, reference.get(c.op));
+          row.max_abs_err = err.abs;
+          if (!(err.rel <= (c.tol || 1e-4))) throw new Error(`result differs from the CPU device by ${err.abs}`);
+          const med = median(times);
+          Object.assign(row, { median_ms: med, min_ms: Math.min(...times), max_ms: Math.max(...times), reps: times.length,
+            gflops: c.flops ? c.flops / (med * 1e6) : null, gbps: c.bytes ? c.bytes / (med * 1e6) : null,
+            compiles: Math.round((stats1.compiles - stats0.compiles) / n),
+            dispatches: Math.round((stats1.dispatches - stats0.dispatches) / n) });
+          const compiles = stats1.compiles - stats0.compiles;
+          if (compiles > 0) row.compile_ms_per_pipeline = (stats1.compileMs - stats0.compileMs) / compiles;
+        } catch (e) {
+          row.failed = String(e.message || e);
+          say(`  failed: ${row.failed}`);
+        }
+        rows.push(row);
+      }
+    }
+  }
+  const header = { header: true, crate_version: "npm", date: new Date().toISOString(), machine: navigator.userAgent, quick,
+    method: "Browser run of the main job's table through the npm package. Inputs are made and uploaded before timing; each call builds the graph, evaluates it and reads the result back (await data(): browsers can only wait for the GPU by reading), median of the reps after one warm-up. cold = a new Engine's first call (compiles included); off = setJit(false); cached = JIT on after warm-up. Every result is checked against the CPU backend.",
+    devices };
+  return [header, ...rows];
+}
+
+function render(report) {
+  const rows = report.slice(1);
+  const key = (r) => `${r.op}|${r.shape.join("×")}|${r.backend}`;
+  const groups = new Map();
+  for (const r of rows) { if (!groups.has(key(r))) groups.set(key(r), {}); groups.get(key(r))[r.mode] = r; }
+  const fmt = (r) => (!r ? "–" : r.failed ? "failed" : r.median_ms.toFixed(r.median_ms < 10 ? 2 : 1));
+  let html = "<tr><th>op</th><th>shape</th><th>backend</th><th>JIT off</th><th>JIT cold</th><th>JIT cached</th><th>off / cached</th><th>dispatches off → cached</th></tr>";
+  for (const [k, g] of groups) {
+    const [op, shape, backend] = k.split("|");
+    const sp = g.off && g.cached && !g.off.failed && !g.cached.failed ? (g.off.median_ms / g.cached.median_ms).toFixed(1) + "×" : "–";
+    html += `<tr><td>${op}</td><td>${shape}</td><td>${backend}</td><td>${fmt(g.off)}</td><td>${fmt(g.cold)}</td><td>${fmt(g.cached)}</td><td>${sp}</td><td>${g.off?.dispatches ?? "–"} → ${g.cached?.dispatches ?? "–"}</td></tr>`;
+  }
+  document.getElementById("table").innerHTML = html;
+
+  // Grouped bars, log scale: off / cold / cached per op and backend.
+  const W = 1060, H = 360, pad = 50, entries = [...groups];
+  const all = rows.filter((r) => !r.failed).map((r) => r.median_ms);
+  const lo = Math.floor(Math.log10(Math.min(...all))), hi = Math.ceil(Math.log10(Math.max(...all)));
+  const y = (v) => H - pad - ((Math.log10(v) - lo) / (hi - lo || 1)) * (H - 2 * pad);
+  const colors = { off: "#d62728", cold: "#ff7f0e", cached: "#2ca02c" };
+  const gw = (W - 2 * pad) / Math.max(entries.length, 1);
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 40}" font-family="sans-serif" font-size="11">`;
+  for (let e = lo; e <= hi; e++) svg += `<line x1="${pad}" x2="${W - pad}" y1="${y(10 ** e)}" y2="${y(10 ** e)}" stroke="#eee"/><text x="${pad - 6}" y="${y(10 ** e) + 4}" text-anchor="end">${10 ** e} ms</text>`;
+  entries.forEach(([k, g], i) => {
+    ["off", "cold", "cached"].forEach((m, j) => {
+      const r = g[m];
+      if (!r || r.failed) return;
+      const x = pad + i * gw + 6 + j * ((gw - 12) / 3);
+      svg += `<rect x="${x}" y="${y(r.median_ms)}" width="${(gw - 12) / 3 - 2}" height="${H - pad - y(r.median_ms)}" fill="${colors[m]}"><title>${k} ${m}: ${r.median_ms.toFixed(2)} ms</title></rect>`;
+    });
+    const [op, , backend] = k.split("|");
+    svg += `<text x="${pad + i * gw + gw / 2}" y="${H - pad + 14}" text-anchor="middle">${op}</text><text x="${pad + i * gw + gw / 2}" y="${H - pad + 27}" text-anchor="middle" fill="#666">${backend}</text>`;
+  });
+  Object.entries(colors).forEach(([m, c], i) => { svg += `<rect x="${W - pad - 220 + i * 75}" y="8" width="12" height="12" fill="${c}"/><text x="${W - pad - 204 + i * 75}" y="18">${m}</text>`; });
+  svg += "</svg>";
+  document.getElementById("plot").innerHTML = svg;
+  const blob = new Blob([JSON.stringify(report, null, 1)], { type: "application/json" });
+  document.getElementById("download").href = URL.createObjectURL(blob);
+}
+
+run().then(
+  (report) => { render(report); say("done"); window.__bench = report; },
+  (e) => { say("error: " + (e.stack || e)); window.__bench = { error: String(e.stack || e) }; },
+);

@@ -1,0 +1,133 @@
+// Page-level tests of the npm package as users get it, in headless Chromium (WebGPU on
+// SwiftShader), driven by playwright-core:
+//  1. `npm pack` → install the tarball into a fresh temporary project → serve a page and a module
+//     worker that import it (site/) → results match plain-JS references, backend is "webgpu",
+//     errors throw, dispose frees;
+//  2. web/demo/: renders, a screenshot is taken and its result checked;
+//  3. web/bench/ (?quick): produces a report in the main job's JSON schema.
+// Usage: node e2e/run.mjs [--out DIR]   (from web/, after `npm run build`)
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, normalize, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const web = resolve(here, "..");
+const outArg = process.argv.indexOf("--out");
+const out = resolve(outArg > 0 ? process.argv[outArg + 1] : join(web, "..", "target", "web-e2e"));
+mkdirSync(out, { recursive: true });
+const chromium = process.env.CHROMIUM || "/usr/bin/chromium";
+const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "inherit"] }).toString().trim();
+
+// 1. Pack and install into a fresh project.
+const project = mkdtempSync(join(tmpdir(), "tmath-e2e-"));
+const tarball = join(project, sh("npm", ["pack", "--silent", "--pack-destination", project], web).split("\n").pop());
+const wasm = readFileSync(join(web, "pkg", "tmath_bg.wasm"));
+const sizes = { tarball: statSync(tarball).size, wasm: wasm.length, wasmGzip: gzipSync(wasm, { level: 9 }).length };
+console.log(`package: ${tarball} (${sizes.tarball} bytes); wasm ${sizes.wasm} bytes, ${sizes.wasmGzip} gzipped`);
+writeFileSync(join(project, "package.json"), JSON.stringify({ name: "tmath-e2e", private: true, type: "module" }));
+sh("npm", ["install", "--silent", "--no-audit", "--no-fund", tarball, "playwright-core@^1.50"], project);
+cpSync(join(here, "site"), project, { recursive: true });
+const { chromium: pw } = createRequire(join(project, "package.json"))("playwright-core");
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css", ".png": "image/png" };
+function serve(root) {
+  const server = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+    let file = join(root, path);
+    if (!file.startsWith(root)) return res.writeHead(403).end();
+    try {
+      if (statSync(file).isDirectory()) file = join(file, "index.html");
+      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
+      res.end(readFileSync(file));
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((ok) => server.listen(0, "127.0.0.1", () => ok({ server, url: `http://127.0.0.1:${server.address().port}` })));
+}
+
+const browser = await pw.launch({
+  executablePath: chromium,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu-sandbox", "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
+});
+const failures = [];
+async function open(url, what) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+  page.on("console", (m) => m.type() === "error" && console.log(`[${what} console] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`[${what} pageerror] ${e.message}`));
+  await page.goto(url);
+  return page;
+}
+function check(what, cond, detail) {
+  console.log(`${cond ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
+  if (!cond) failures.push(what);
+}
+
+const pkgSite = await serve(project);
+const webSite = await serve(web);
+try {
+  // 1. The packed package in a page and a module worker.
+  {
+    const page = await open(`${pkgSite.url}/index.html`, "package");
+    await page.waitForFunction(() => window.__tmath, null, { timeout: 600_000 });
+    const r = await page.evaluate(() => window.__tmath);
+    writeFileSync(join(out, "package-page.json"), JSON.stringify(r, null, 1));
+    check("package page ran its checks", r.ok, r.error);
+    if (r.ok) {
+      check('page: tm.backend === "webgpu"', r.backend === "webgpu", r.backend);
+      check('page: backend "cpu" works too', r.cpuBackend === "cpu");
+      check("page: unknown backend rejects with an Error", !!r.badBackend, r.badBackend);
+      check("page: dispose frees", r.page.dispose.after === r.page.dispose.before, JSON.stringify(r.page.dispose));
+      check('worker: tm.backend === "webgpu"', r.worker.backend === "webgpu", r.worker.backend);
+      check("worker: checks passed", !!r.worker.checks.svd);
+      console.log(`     stats (webgpu page): ${JSON.stringify(r.page.stats)}`);
+    }
+    await page.close();
+  }
+  // 2. The demo: rendered, screenshot, result checked.
+  {
+    const page = await open(`${webSite.url}/demo/index.html`, "demo");
+    await page.waitForFunction(() => document.body.dataset.state === "done" || document.body.dataset.state === "error", null, { timeout: 600_000 });
+    const d = await page.evaluate(() => window.__demo);
+    await page.screenshot({ path: join(out, "demo.png"), fullPage: true });
+    check("demo rendered", d && d.state === "done", d && d.error);
+    if (d && d.state === "done") {
+      check('demo: backend shown is "webgpu"', d.backend === "webgpu" && (await page.textContent("#backend")).includes("webgpu"));
+      const errs = d.ranks.map((r) => r.relErr);
+      check("demo: error falls as the rank grows", errs.every((e, i) => i === 0 || e <= errs[i - 1] + 1e-6), errs.map((e) => e.toFixed(4)).join(" "));
+      check("demo: full rank reconstructs the image", errs[errs.length - 1] < 1e-3, errs[errs.length - 1]);
+      check("demo: the reconstruction canvas is drawn", d.canvasStd > 5, `pixel std ${d.canvasStd}`);
+      check("demo: timings on screen", /ms/.test(await page.textContent("#timings")));
+    }
+    await page.close();
+  }
+  // 3. The browser benchmark (quick sizes).
+  {
+    const page = await open(`${webSite.url}/bench/index.html?quick=1`, "bench");
+    await page.waitForFunction(() => window.__bench, null, { timeout: 900_000 });
+    const rep = await page.evaluate(() => window.__bench);
+    writeFileSync(join(out, "bench-quick.json"), JSON.stringify(rep, null, 1));
+    await page.screenshot({ path: join(out, "bench.png"), fullPage: true });
+    const rows = Array.isArray(rep) ? rep.slice(1) : [];
+    check("bench: header in the report schema", Array.isArray(rep) && rep[0].header === true && Array.isArray(rep[0].devices), rep.error);
+    check("bench: rows for off / cold / cached", ["off", "cold", "cached"].every((m) => rows.some((r) => r.mode === m)), `${rows.length} rows`);
+    check("bench: no row failed", rows.length > 0 && rows.every((r) => r.failed === null && r.median_ms > 0), rows.filter((r) => r.failed).map((r) => `${r.op}: ${r.failed}`).join("; "));
+    check("bench: table and plot on the page", (await page.$$("#table tr")).length > rows.length / 3 && (await page.$$("#plot svg rect")).length > 0);
+  }
+} finally {
+  await browser.close();
+  pkgSite.server.close();
+  webSite.server.close();
+}
+writeFileSync(join(out, "sizes.json"), JSON.stringify(sizes));
+if (failures.length) {
+  console.log(`${failures.length} page-level check(s) failed`);
+  process.exit(1);
+}
+console.log(`page-level tests passed (screenshots and reports in ${out})`);

@@ -1,0 +1,11 @@
+// Module workers have no import maps: import the file package.json names, by path.
+import { Engine } from "./node_modules/tmath/src/index.js";
+import { runChecks } from "./checks.js";
+
+try {
+  const tm = await Engine.create({ backend: "auto" });
+  const checks = await runChecks(tm);
+  postMessage({ backend: tm.backend, checks });
+} catch (e) {
+  postMessage({ error: String(e && e.stack || e) });
+}
