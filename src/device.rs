@@ -25,12 +25,16 @@ pub enum JitMode {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Compute pipelines created (always 0 on the CPU device, which has none).
+    /// Compute pipelines created (always 0 on the CPU device, which has none). On MLX: programs
+    /// traced into a new MLX compiled function.
     pub compiles: u64,
-    /// Pipeline cache hits: kernels that needed no compile because the cache had them.
+    /// Pipeline cache hits: kernels that needed no compile because the cache had them (on MLX:
+    /// programs found already compiled).
     pub cache_hits: u64,
     /// Compute kernels launched. Uploads, copies and read-backs do not count. The CPU device
-    /// counts one per op it executes (views such as permute are free and not counted).
+    /// counts one per op it executes (views such as permute are free and not counted). MLX picks
+    /// its own kernels, so there this counts what is handed to MLX: one compiled-function call
+    /// per evaluation with the JIT on, one per op with it off.
     pub dispatches: u64,
     /// Total time spent creating pipelines (shader module + pipeline).
     pub compile_time: Duration,
@@ -47,7 +51,8 @@ pub(crate) struct DeviceInner {
     stats: Mutex<Stats>,
 }
 
-/// A place where tensors live and run: `Device::cpu()`, `Device::wgpu()`, `Device::best()`.
+/// A place where tensors live and run: `Device::cpu()`, `Device::wgpu()`, `Device::best()`, and
+/// `Device::mlx()` with the cargo feature `mlx`.
 ///
 /// A cheap handle: clones share the backend, the [`JitMode`] and the [`Stats`].
 ///

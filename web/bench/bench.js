@@ -11,7 +11,7 @@ const status = document.getElementById("status");
 const say = (s) => { status.textContent += "\n" + s; };
 
 const pick = (q, d, f) => (quick ? q : full ? f : d);
-const MM = pick(128, 512, 1024), SVD = pick(32, 128, 512), EW = pick(256, 1024, 1024);
+const MM = pick(128, 512, 1024), SVD = pick(32, 64, 512), EW = pick(256, 1024, 1024);
 
 function rand(n, seed) {
   let x = seed >>> 0 || 1;
@@ -128,7 +128,7 @@ async function run() {
     }
   }
   const header = { header: true, crate_version: "npm", date: new Date().toISOString(), machine: navigator.userAgent, quick,
-    method: "Browser run of the main job's table through the npm package. Inputs are made and uploaded before timing; each call builds the graph, evaluates it and reads the result back (await data(): browsers can only wait for the GPU by reading), median of the reps after one warm-up. cold = a new Engine's first call (compiles included); off = setJit(false); cached = JIT on after warm-up. Every result is checked against the CPU backend.",
+    method: "Browser run of the main job's table through the npm package. Inputs are made and uploaded before timing; each call builds the graph, evaluates it and reads the result back (await data(): browsers can only wait for the GPU by reading), median of the reps after one warm-up. cold = a new Engine's first call (compiles included); off = setJit(false); cached = JIT on after warm-up. Every result is checked against the CPU backend. compile_ms_per_pipeline is the time spent creating pipelines as the page sees it; browsers may finish compiling later, which the cold rows include.",
     devices };
   return [header, ...rows];
 }
