@@ -3,7 +3,8 @@
 // Each round of a sweep rotates COLS/2 disjoint column pairs in parallel (round-robin order),
 // so a sweep is COLS2-1 dispatches; the host only reads the rotation counter once per sweep.
 // Stages: 0 init, 1 rotate (one round), 2 normalize, 3 complete (orthonormal basis for zero
-// singular values), 4 finalize (sort descending, pack U | S | Vᵀ).
+// singular values), 4 finalize (sort descending, pack U | S | Vᵀ), 5 a whole sweep in one
+// workgroup (small matrices: replaces stage 1).
 
 const ROWS: u32 = {ROWS}u;
 const COLS: u32 = {COLS}u;
@@ -110,6 +111,56 @@ fn stage_rotate(p: u32, lid: u32) {
             v[i * COLS + r] = c * a - s * b;
             v[j * COLS + r] = s * a + c * b;
         }
+    }
+}
+
+// Small matrices: one workgroup runs a whole sweep, one column pair per invocation and a
+// storage barrier between rounds, so a sweep is one dispatch instead of COLS2-1.
+fn rotate_pair(round_index: u32, p: u32) {
+    let ij = pair_of(round_index, p);
+    let i = min(ij.x, ij.y);
+    let j = max(ij.x, ij.y);
+    if (j >= COLS) {
+        return;
+    }
+    var alpha = 0.0;
+    var beta = 0.0;
+    var gamma = 0.0;
+    for (var r = 0u; r < ROWS; r = r + 1u) {
+        let a = w[i * ROWS + r];
+        let b = w[j * ROWS + r];
+        alpha = alpha + a * a;
+        beta = beta + b * b;
+        gamma = gamma + a * b;
+    }
+    if (abs(gamma) > ROT_TOL * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
+        let zeta = (beta - alpha) / (2.0 * gamma);
+        let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
+        let c = 1.0 / sqrt(1.0 + t * t);
+        let s = c * t;
+        atomicAdd(&counter[0], 1u);
+        for (var r = 0u; r < ROWS; r = r + 1u) {
+            let a = w[i * ROWS + r];
+            let b = w[j * ROWS + r];
+            w[i * ROWS + r] = c * a - s * b;
+            w[j * ROWS + r] = s * a + c * b;
+        }
+        for (var r = 0u; r < COLS; r = r + 1u) {
+            let a = v[i * COLS + r];
+            let b = v[j * COLS + r];
+            v[i * COLS + r] = c * a - s * b;
+            v[j * COLS + r] = s * a + c * b;
+        }
+    }
+}
+
+fn stage_sweep(lid: u32) {
+    for (var round_index = 0u; round_index < COLS2 - 1u; round_index = round_index + 1u) {
+        for (var p = lid; p < COLS2 / 2u; p = p + WG) {
+            rotate_pair(round_index, p);
+        }
+        storageBarrier();
+        workgroupBarrier();
     }
 }
 
@@ -272,7 +323,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         stage_normalize(g, lid);
     } else if (STAGE == 3u) {
         stage_complete(lid);
-    } else {
+    } else if (STAGE == 4u) {
         stage_finalize(g, lid);
+    } else {
+        stage_sweep(lid);
     }
 }

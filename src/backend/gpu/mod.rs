@@ -31,6 +31,11 @@ const CACHE_CAPACITY: usize = 1024;
 const SVD_MAX_SWEEPS: usize = 30;
 #[cfg(target_arch = "wasm32")]
 const SVD_FIXED_SWEEPS: usize = 15;
+/// Matrices up to this many columns (of the working matrix, min(m, n)) and elements sweep in
+/// one workgroup, one dispatch per sweep: for small sizes the dispatch count, not the
+/// arithmetic, is what costs (SwiftShader pays milliseconds per dispatch; a GPU microseconds).
+const SVD_ONE_GROUP_MAX_COLS: usize = 256;
+const SVD_ONE_GROUP_MAX_ELEMS: usize = 1 << 16;
 
 struct CacheEntry {
     pipeline: Arc<wgpu::ComputePipeline>,
@@ -631,9 +636,19 @@ impl WgpuBackend {
             wg: 256,
             stage,
         };
-        let pipelines = (0..5)
+        // Small matrices sweep in one workgroup (stage 5: one dispatch per sweep); larger ones
+        // spread each round over one workgroup per column pair (stage 1: one dispatch per round).
+        let one_group = cols <= SVD_ONE_GROUP_MAX_COLS && rows * cols <= SVD_ONE_GROUP_MAX_ELEMS;
+        let rotate_stage = if one_group { 5 } else { 1 };
+        let pipelines = [0, rotate_stage, 2, 3, 4]
+            .into_iter()
             .map(|s| self.pipeline(&stage_desc(s), LayoutKind::Svd, device))
             .collect::<Result<Vec<_>>>()?;
+        let (sweep_groups, sweep_offsets): (usize, Vec<u32>) = if one_group {
+            (1, vec![0])
+        } else {
+            (pairs, (0..rounds).map(|r| (r * align) as u32).collect())
+        };
         let bg = self.bind_group(
             LayoutKind::Svd,
             &[
@@ -662,7 +677,6 @@ impl WgpuBackend {
             device.record(|s| s.dispatches += offsets.len() as u64);
             Ok(())
         };
-        let round_offsets: Vec<u32> = (0..rounds).map(|r| (r * align) as u32).collect();
         let mut enc = enc;
         dispatch(
             &mut enc,
@@ -674,7 +688,7 @@ impl WgpuBackend {
         {
             for _ in 0..SVD_MAX_SWEEPS {
                 enc.clear_buffer(counter.raw(), 0, Some(16));
-                dispatch(&mut enc, 1, pairs, &round_offsets)?;
+                dispatch(&mut enc, 1, sweep_groups, &sweep_offsets)?;
                 let rotations = self.read_blocking::<u32>(enc, counter.raw(), 4)?[0];
                 enc = self.new_encoder();
                 self.check_errors()?;
@@ -685,7 +699,7 @@ impl WgpuBackend {
         }
         #[cfg(target_arch = "wasm32")]
         for _ in 0..SVD_FIXED_SWEEPS {
-            dispatch(&mut enc, 1, pairs, &round_offsets)?;
+            dispatch(&mut enc, 1, sweep_groups, &sweep_offsets)?;
         }
         dispatch(&mut enc, 2, cols, &[0])?;
         dispatch(&mut enc, 3, 1, &[0])?;
