@@ -11,7 +11,7 @@ const status = document.getElementById("status");
 const say = (s) => { status.textContent += "\n" + s; };
 
 const pick = (q, d, f) => (quick ? q : full ? f : d);
-const MM = pick(128, 512, 1024), SVD = pick(32, 64, 512), EW = pick(256, 1024, 1024);
+const MM = pick(128, 512, 1024), SVD = pick(32, 128, 512), EW = pick(256, 1024, 1024);
 
 function rand(n, seed) {
   let x = seed >>> 0 || 1;

@@ -1,8 +1,7 @@
 // Low-rank image compression by SVD, written against the public tmath API only.
 import { Engine } from "tmath";
 
-// Image size: ?n=… (default 128). Any size works; CI uses a small one because SwiftShader, the
-// software WebGPU of headless Chromium, is slow at the SVD's many small dispatches.
+// Image size: ?n=… (default 128, at most 512).
 const N = Math.max(8, Math.min(512, parseInt(new URLSearchParams(location.search).get("n"), 10) || 128));
 const $ = (id) => document.getElementById(id);
 const state = { ranks: [], state: "running" };

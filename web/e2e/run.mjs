@@ -92,7 +92,7 @@ try {
   }
   // 2. The demo: rendered, screenshot, result checked.
   {
-    const page = await open(`${webSite.url}/demo/index.html?n=48`, "demo");
+    const page = await open(`${webSite.url}/demo/index.html`, "demo");
     await page.waitForFunction(() => document.body.dataset.state === "done" || document.body.dataset.state === "error", null, { timeout: 600_000 });
     const d = await page.evaluate(() => window.__demo);
     await page.screenshot({ path: join(out, "demo.png"), fullPage: true });
