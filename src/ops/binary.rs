@@ -56,6 +56,7 @@ impl BinaryOp {
     }
 }
 
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 impl BinaryOp {
     /// The WGSL expression for one pair (helpers `tm_*` live in `shaders/prelude.wgsl`).
     pub fn wgsl(self, a: &str, b: &str) -> String {

@@ -75,6 +75,7 @@ impl UnaryOp {
     }
 }
 
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 impl UnaryOp {
     /// The WGSL expression for one element `x` (helpers `tm_*` live in `shaders/prelude.wgsl`).
     pub fn wgsl(self, x: &str) -> String {
