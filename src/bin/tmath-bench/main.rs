@@ -2,7 +2,7 @@
 //! GELU 1024²) on every device this build has, JIT off / cold / cached, adds softmax, fusion and
 //! epilogue rows and size sweeps, and writes `report.json`, `report.md` and `report.html`.
 //!
-//! `tmath-bench [--device cpu|wgpu|mlx|all] [--quick] [--only SECTION/OP[,..]] [--reps N] [--out DIR]`
+//! `tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick] [--only SECTION/OP[,..]] [--reps N] [--out DIR]`
 
 mod plot;
 mod report;
@@ -46,20 +46,36 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "tmath-bench [--device cpu|wgpu|mlx|all] [--quick] [--only OP] [--out DIR]"
+                    "tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick] [--only OP] [--out DIR]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
-    if !matches!(args.device.as_str(), "cpu" | "wgpu" | "mlx" | "all") {
+    if !args
+        .device
+        .split(',')
+        .all(|d| matches!(d, "cpu" | "wgpu" | "mlx" | "all"))
+    {
         return Err(format!(
-            "--device must be cpu, wgpu, mlx or all, not {:?}",
+            "--device must be cpu, wgpu, mlx or all (or a comma list), not {:?}",
             args.device
         ));
     }
     Ok(args)
+}
+
+impl Args {
+    /// Whether `--device` asks for `name` (named, or `all`).
+    fn wants(&self, name: &str) -> bool {
+        self.device.split(',').any(|d| d == name || d == "all")
+    }
+
+    /// Whether `name` was named explicitly (then failing to start it is an error).
+    fn requires(&self, name: &str) -> bool {
+        self.device.split(',').any(|d| d == name)
+    }
 }
 
 /// A way to get a fresh device ("cold" rows need one per measurement).
@@ -386,7 +402,7 @@ fn main() {
         }
     };
     #[cfg(not(feature = "mlx"))]
-    if args.device == "mlx" {
+    if args.requires("mlx") {
         eprintln!(
             "--device mlx: this build has no MLX backend (build with `--features bench,mlx`)"
         );
@@ -399,13 +415,13 @@ fn main() {
     // "cold" would be served from it after the first run.
     std::env::set_var("__GL_SHADER_DISK_CACHE", "0");
     let mut kinds: Vec<(&str, Kind)> = vec![];
-    if matches!(args.device.as_str(), "all" | "cpu") {
+    if args.wants("cpu") {
         kinds.push(("cpu", Kind::Cpu));
     }
-    if matches!(args.device.as_str(), "all" | "wgpu") {
+    if args.wants("wgpu") {
         match Device::wgpu() {
             Ok(_) => kinds.push(("wgpu", Kind::Wgpu)),
-            Err(e) if args.device == "wgpu" => {
+            Err(e) if args.requires("wgpu") => {
                 eprintln!("{e}");
                 std::process::exit(1);
             }
@@ -413,10 +429,10 @@ fn main() {
         }
     }
     #[cfg(feature = "mlx")]
-    if matches!(args.device.as_str(), "all" | "mlx") {
+    if args.wants("mlx") {
         match Device::mlx() {
             Ok(_) => kinds.push(("mlx", Kind::Mlx)),
-            Err(e) if args.device == "mlx" => {
+            Err(e) if args.requires("mlx") => {
                 eprintln!("{e}");
                 std::process::exit(1);
             }
