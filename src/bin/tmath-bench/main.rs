@@ -414,29 +414,20 @@ fn main() {
     // NVIDIA's driver keeps compiled shaders on disk across processes; without this, "off" and
     // "cold" would be served from it after the first run.
     std::env::set_var("__GL_SHADER_DISK_CACHE", "0");
-    let mut kinds: Vec<(&str, Kind)> = vec![];
-    if args.wants("cpu") {
-        kinds.push(("cpu", Kind::Cpu));
-    }
-    if args.wants("wgpu") {
-        match Device::wgpu() {
-            Ok(_) => kinds.push(("wgpu", Kind::Wgpu)),
-            Err(e) if args.requires("wgpu") => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
-            Err(e) => eprintln!("skipping wgpu: {e}"),
-        }
-    }
+    // Each device asked for and available; one that was named explicitly must start.
+    #[allow(unused_mut)]
+    let mut known = vec![("cpu", Kind::Cpu), ("wgpu", Kind::Wgpu)];
     #[cfg(feature = "mlx")]
-    if args.wants("mlx") {
-        match Device::mlx() {
-            Ok(_) => kinds.push(("mlx", Kind::Mlx)),
-            Err(e) if args.requires("mlx") => {
+    known.push(("mlx", Kind::Mlx));
+    let mut kinds: Vec<(&str, Kind)> = vec![];
+    for (name, kind) in known.into_iter().filter(|(n, _)| args.wants(n)) {
+        match kind.make() {
+            Ok(_) => kinds.push((name, kind)),
+            Err(e) if args.requires(name) => {
                 eprintln!("{e}");
                 std::process::exit(1);
             }
-            Err(e) => eprintln!("skipping mlx: {e}"),
+            Err(e) => eprintln!("skipping {name}: {e}"),
         }
     }
     let reps = args.reps.unwrap_or(if args.quick { 3 } else { 10 });
