@@ -112,7 +112,12 @@ struct State {
     arrays: HashMap<u64, Array>,
     next_id: u64,
     compiled: HashMap<Program, CompiledFn>,
+    /// Programs in the order they were compiled, to evict the oldest past `MAX_COMPILED`.
+    compiled_order: std::collections::VecDeque<Program>,
 }
+
+/// Compiled programs kept at most (like the wgpu pipeline cache, bounded).
+const MAX_COMPILED: usize = 512;
 
 /// What one evaluation did, for the device's counters.
 struct Ran {
@@ -309,6 +314,12 @@ impl State {
                     let outs = f(&inputs);
                     ran.compiled = true;
                     ran.compile_time = t_compile.elapsed();
+                    if self.compiled.len() >= MAX_COMPILED {
+                        if let Some(old) = self.compiled_order.pop_front() {
+                            self.compiled.remove(&old);
+                        }
+                    }
+                    self.compiled_order.push_back(key.clone());
                     self.compiled.insert(key, f);
                     outs
                 }
@@ -356,10 +367,10 @@ impl MlxBackend {
                         probe.map(|_| ()).map_err(|e| e.what().to_string()),
                     )
                 });
-                let (stream, name) = match started {
+                let stream = match started {
                     Ok((stream, name, Ok(()))) => {
                         let _ = ready_tx.send(Ok(name));
-                        (stream, name)
+                        stream
                     }
                     Ok((_, _, Err(e))) => {
                         let _ = ready_tx.send(Err(e));
@@ -370,11 +381,11 @@ impl MlxBackend {
                         return;
                     }
                 };
-                let _ = name;
                 let mut state = State {
                     arrays: HashMap::new(),
                     next_id: 0,
                     compiled: HashMap::new(),
+                    compiled_order: Default::default(),
                 };
                 mlx_rs::with_stream(&stream, || {
                     for job in rx {
