@@ -17,6 +17,56 @@ fn tm_isnan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+fn tm_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) < 0x7f800000u;
+}
+
+fn tm_isinf(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}
+
+fn tm_iszero(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0u;
+}
+
+// ±inf with the sign bit `sign` (0 or 0x80000000).
+fn tm_signed_inf(sign: u32) -> f32 {
+    return bitcast<f32>(TM_INF_BITS | sign);
+}
+
+fn tm_sign_xor(a: f32, b: f32) -> u32 {
+    return (bitcast<u32>(a) ^ bitcast<u32>(b)) & 0x80000000u;
+}
+
+// Arithmetic that keeps IEEE results for NaN and infinite operands. Shader compilers may assume
+// finite values and fold `x - x` to 0, `x * 0` to 0 or `x / x` to 1 (Mesa does for `x - x`); the
+// cases where that is wrong are told apart on bits, which no compiler can fold away.
+fn tm_add(a: f32, b: f32) -> f32 {
+    let both_inf = tm_isinf(a) && tm_isinf(b);
+    var special = select(b, a, tm_isinf(a));
+    special = select(special, tm_nan(), both_inf && tm_sign_xor(a, b) != 0u);
+    special = select(special, tm_nan(), tm_isnan(a) || tm_isnan(b));
+    return select(special, a + b, tm_finite(a) && tm_finite(b));
+}
+
+fn tm_sub(a: f32, b: f32) -> f32 {
+    return tm_add(a, -b);
+}
+
+fn tm_mul(a: f32, b: f32) -> f32 {
+    var special = tm_signed_inf(tm_sign_xor(a, b));
+    special = select(special, tm_nan(), tm_iszero(a) || tm_iszero(b) || tm_isnan(a) || tm_isnan(b));
+    return select(special, a * b, tm_finite(a) && tm_finite(b));
+}
+
+fn tm_div(a: f32, b: f32) -> f32 {
+    let sign = tm_sign_xor(a, b);
+    // Only non-finite operands and zero divisors reach `special`.
+    var special = select(tm_signed_inf(sign), bitcast<f32>(sign), tm_isinf(b) && tm_finite(a));
+    special = select(special, tm_nan(), tm_isnan(a) || tm_isnan(b) || (tm_isinf(a) && tm_isinf(b)) || (tm_iszero(a) && tm_iszero(b)));
+    return select(special, a / b, tm_finite(a) && tm_finite(b) && !tm_iszero(b));
+}
+
 // Builtins may turn NaN into anything (SwiftShader: exp(NaN) = inf); NaN in, NaN out.
 fn tm_keepnan(x: f32, y: f32) -> f32 {
     return select(y, x, tm_isnan(x));
@@ -48,6 +98,39 @@ fn tm_min(a: f32, b: f32) -> f32 {
 
 fn tm_relu(x: f32) -> f32 {
     return select(max(x, 0.0), x, tm_isnan(x));
+}
+
+// sin and cos of our own (Cephes' sinf/cosf: reduction by π/4 in three parts, then minimax
+// polynomials), so every adapter gives the same accuracy: WGSL only bounds the builtins to 2⁻¹¹
+// absolute on [-π, π], and SwiftShader's are off by up to 2e-4. About 1 ulp of the result plus
+// 2⁻²⁴·|x| of the argument's own rounding for |x| ≤ 8192 (the precision table in README.md).
+fn tm_sincos(x: f32, cosine: bool) -> f32 {
+    let a = abs(x);
+    var j = u32(a * 1.27323954473516);
+    j = j + (j & 1u);
+    let y = f32(j);
+    // Octant of the reduced argument; cos(x) = sin(x + π/2) is two octants on.
+    var q = (j + select(0u, 2u, cosine)) & 7u;
+    let z = ((a - y * 0.78515625) - y * 2.4187564849853515625e-4) - y * 3.77489497744594108e-8;
+    let zz = z * z;
+    let s = ((-1.9515295891e-4 * zz + 8.3321608736e-3) * zz - 1.6666654611e-1) * zz * z + z;
+    let c = ((2.443315711809948e-5 * zz - 1.388731625493765e-3) * zz + 4.166664568298827e-2) * zz * zz - 0.5 * zz + 1.0;
+    var r = select(s, c, q == 2u || q == 3u || q == 6u || q == 7u);
+    // sin is odd (its sign follows x), cos even; the upper half of the octants negates.
+    var negate = q >= 4u;
+    if (!cosine && x < 0.0) {
+        negate = !negate;
+    }
+    r = select(r, -r, negate);
+    return select(tm_nan(), r, tm_finite(x));
+}
+
+fn tm_sin(x: f32) -> f32 {
+    return tm_sincos(x, false);
+}
+
+fn tm_cos(x: f32) -> f32 {
+    return tm_sincos(x, true);
 }
 
 fn tm_sigmoid(x: f32) -> f32 {

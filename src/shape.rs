@@ -2,9 +2,64 @@
 
 use crate::error::{Error, Result};
 
-/// Number of elements of a shape (`[]` is a scalar: 1 element).
+/// Number of elements of a shape (`[]` is a scalar: 1 element). Only for shapes already
+/// checked by [`checked_numel`] (every tensor's shape is, when its node is made).
 pub(crate) fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// The most bytes one tensor may need: what a single allocation can hold on this target
+/// (`isize::MAX`, Rust's limit for one allocation).
+pub(crate) const MAX_TENSOR_BYTES: u64 = isize::MAX as u64;
+
+/// The element count of `shape`, or an [`Error::TooLarge`] when the count overflows or its f32
+/// data could not be held in one allocation. Every shape a user gives goes through this before
+/// anything is allocated or any node is made.
+pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let too_large = |what: String| {
+        Error::TooLarge {
+        op,
+        message: format!(
+            "shape {shape:?} {what}; one tensor holds at most {} elements ({MAX_TENSOR_BYTES} bytes)",
+            MAX_TENSOR_BYTES / 4
+        ),
+    }
+    };
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| too_large("has more elements than a usize can count".into()))?;
+    match (n as u64).checked_mul(4) {
+        Some(bytes) if bytes <= MAX_TENSOR_BYTES => Ok(n),
+        _ => Err(too_large(format!(
+            "has {n} elements ({} bytes)",
+            (n as u128) * 4
+        ))),
+    }
+}
+
+/// Checks that `bytes` fit within `limit` (a device's or the host's), before anything is
+/// allocated: an [`Error::TooLarge`] naming both otherwise.
+pub(crate) fn check_bytes(op: &'static str, bytes: u64, limit: u64, what: &str) -> Result<()> {
+    if bytes > limit {
+        return Err(Error::TooLarge {
+            op,
+            message: format!("{bytes} bytes needed, {what} holds at most {limit} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// A zero-filled host vector of `n` elements, or an [`Error::TooLarge`] when the allocation
+/// fails (never an abort).
+pub(crate) fn try_vec(op: &'static str, n: usize, value: f32) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+        op,
+        message: format!("allocating {} bytes of host memory failed", (n as u128) * 4),
+    })?;
+    v.resize(n, value);
+    Ok(v)
 }
 
 /// Row-major strides of a contiguous tensor of `shape`.

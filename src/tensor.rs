@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Node, Op, Value};
-use crate::shape::{numel, Layout};
+use crate::shape::{checked_numel, numel, try_vec, Layout};
 
 /// An n-dimensional f32 array, lazily computed.
 ///
@@ -43,9 +43,11 @@ impl Tensor {
         &self.0
     }
 
-    /// A new node on this tensor's device.
-    pub(crate) fn derive(&self, op: Op, inputs: Vec<Tensor>, shape: Vec<usize>) -> Tensor {
-        Tensor(Node::new(op, inputs, shape, self.0.device.clone()))
+    /// A new node on this tensor's device; its shape's element count is checked first (an
+    /// [`Error::TooLarge`] when it overflows), so every node's shape can be multiplied out freely.
+    pub(crate) fn derive(&self, op: Op, inputs: Vec<Tensor>, shape: Vec<usize>) -> Result<Tensor> {
+        checked_numel(op.name(), &shape)?;
+        Ok(Tensor(Node::new(op, inputs, shape, self.0.device.clone())))
     }
 
     pub(crate) fn check_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
@@ -59,7 +61,7 @@ impl Tensor {
     /// A tensor holding `data` (row-major) with `shape` on `device`. `shape` `&[]` is a scalar
     /// (one element). A length that does not match the shape is an [`Error::Length`].
     pub fn from_vec(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor> {
-        let expected = numel(shape);
+        let expected = checked_numel("from_vec", shape)?;
         if data.len() != expected {
             return Err(Error::Length {
                 op: "from_vec",
@@ -77,9 +79,12 @@ impl Tensor {
         Ok(Tensor(node))
     }
 
-    /// A tensor of `shape` filled with `value`.
+    /// A tensor of `shape` filled with `value`. A shape beyond the device's (or the host's)
+    /// memory is an [`Error::TooLarge`], checked before anything is allocated.
     pub fn full(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
-        Tensor::from_vec(vec![value; numel(shape)], shape, device)
+        let n = checked_numel("full", shape)?;
+        device.backend().check_alloc("full", n as u64 * 4)?;
+        Tensor::from_vec(try_vec("full", n, value)?, shape, device)
     }
 
     /// A scalar (shape `[]`).
@@ -90,7 +95,10 @@ impl Tensor {
     /// Standard-normal samples, a pure function of `(shape, seed)`: bit-identical on every
     /// device and target (counter-based Philox4x32-10 and Box–Muller; see `src/random.rs`).
     /// Lazy like every op: the samples are made when first needed and then kept.
+    /// A shape whose element count overflows is an [`Error::TooLarge`] here; one beyond the
+    /// device's memory is one when it is evaluated, before anything is allocated.
     pub fn randn(shape: &[usize], seed: u64, device: &Device) -> Result<Tensor> {
+        checked_numel("randn", shape)?;
         Ok(Tensor(Node::new(
             Op::Randn { seed },
             vec![],

@@ -555,6 +555,9 @@ impl Backend for MlxBackend {
     }
 
     fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+        for t in &plan.order {
+            self.check_alloc(t.node().op.name(), t.numel() as u64 * 4)?;
+        }
         let (program, input_ids, ready) = lower(plan)?;
         let jit = device.jit();
         let profile = device.profiling();

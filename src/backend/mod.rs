@@ -26,6 +26,27 @@ pub(crate) trait MaybeSendSync {}
 #[cfg(target_arch = "wasm32")]
 impl<T> MaybeSendSync for T {}
 
+/// The most bytes one host tensor may take: the machine's physical memory where it can be read
+/// (Linux: `MemTotal` of `/proc/meminfo`), else what one allocation can address. A tensor
+/// larger than the memory could never be held; asking for it is an error, not an abort.
+pub(crate) fn host_memory_bytes() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        use std::sync::OnceLock;
+        static TOTAL: OnceLock<Option<u64>> = OnceLock::new();
+        let total = TOTAL.get_or_init(|| {
+            let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kb.checked_mul(1024)
+        });
+        if let Some(t) = *total {
+            return t.min(crate::shape::MAX_TENSOR_BYTES);
+        }
+    }
+    crate::shape::MAX_TENSOR_BYTES
+}
+
 /// A future returned by a backend (boxed, so the trait stays object-safe).
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -56,6 +77,12 @@ pub(crate) trait Backend: MaybeSendSync {
     /// The largest tensor, in bytes, one buffer of this backend can hold (`None`: host memory).
     fn max_tensor_bytes(&self) -> Option<u64> {
         None
+    }
+    /// Checks, before anything is allocated, that a buffer of `bytes` fits this backend: the
+    /// host's memory by default, the adapter's buffer limit on a GPU. An
+    /// [`Error::TooLarge`](crate::Error::TooLarge) naming the size and the limit otherwise.
+    fn check_alloc(&self, op: &'static str, bytes: u64) -> Result<()> {
+        crate::shape::check_bytes(op, bytes, host_memory_bytes(), "host memory")
     }
     /// Limits that shape the generated code, for reports.
     fn limits(&self) -> Vec<(&'static str, u64)> {

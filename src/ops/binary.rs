@@ -58,13 +58,15 @@ impl BinaryOp {
 
 #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 impl BinaryOp {
-    /// The WGSL expression for one pair (helpers `tm_*` live in `shaders/prelude.wgsl`).
+    /// The WGSL expression for one pair (helpers `tm_*` live in `shaders/prelude.wgsl`; the
+    /// arithmetic ones keep IEEE results for NaN and infinite operands, which shader compilers
+    /// may otherwise fold away, e.g. `x - x` to 0).
     pub fn wgsl(self, a: &str, b: &str) -> String {
         match self {
-            BinaryOp::Add => format!("({a} + {b})"),
-            BinaryOp::Sub => format!("({a} - {b})"),
-            BinaryOp::Mul => format!("({a} * {b})"),
-            BinaryOp::Div => format!("({a} / {b})"),
+            BinaryOp::Add => format!("tm_add({a}, {b})"),
+            BinaryOp::Sub => format!("tm_sub({a}, {b})"),
+            BinaryOp::Mul => format!("tm_mul({a}, {b})"),
+            BinaryOp::Div => format!("tm_div({a}, {b})"),
             BinaryOp::Pow => format!("tm_pow({a}, {b})"),
             BinaryOp::Maximum => format!("tm_max({a}, {b})"),
             BinaryOp::Minimum => format!("tm_min({a}, {b})"),
@@ -103,7 +105,7 @@ impl Tensor {
     fn binary(&self, op: BinaryOp, other: &Tensor) -> Result<Tensor> {
         self.check_device(op.name(), other)?;
         let shape = broadcast_shapes(op.name(), self.shape(), other.shape())?;
-        Ok(self.derive(Op::Binary(op), vec![self.clone(), other.clone()], shape))
+        self.derive(Op::Binary(op), vec![self.clone(), other.clone()], shape)
     }
 }
 

@@ -73,11 +73,12 @@ impl Tensor {
             ));
         };
         let k = m.min(n);
-        let packed = self.derive(Op::Svd { m, n }, vec![self.clone()], vec![packed_len(m, n)]);
+        // m·n is a checked element count and k ≤ min(m, n), so the packed length cannot overflow.
+        let packed = self.derive(Op::Svd { m, n }, vec![self.clone()], vec![packed_len(m, n)])?;
         Ok((
-            packed.slice_flat(0, &[m, k]),
-            packed.slice_flat(m * k, &[k]),
-            packed.slice_flat(m * k + k, &[k, n]),
+            packed.slice_flat(0, &[m, k])?,
+            packed.slice_flat(m * k, &[k])?,
+            packed.slice_flat(m * k + k, &[k, n])?,
         ))
     }
 }

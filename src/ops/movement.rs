@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Node, Op, Value};
-use crate::shape::{numel, Layout};
+use crate::shape::{checked_numel, Layout};
 use crate::Tensor;
 
 /// The value of a view node, computed from its input's value without touching data; `None`
@@ -37,18 +37,18 @@ impl Tensor {
     /// The same elements (row-major order) with a new shape of the same size. A view when the
     /// layout allows it, a copy otherwise. A size mismatch is an [`Error::Shape`](crate::Error::Shape).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        if numel(shape) != self.numel() {
+        let n = checked_numel("reshape", shape)?;
+        if n != self.numel() {
             return Err(Error::shape(
                 "reshape",
                 format!(
-                    "cannot reshape {:?} ({} elements) to {shape:?} ({} elements)",
+                    "cannot reshape {:?} ({} elements) to {shape:?} ({n} elements)",
                     self.shape(),
                     self.numel(),
-                    numel(shape)
                 ),
             ));
         }
-        Ok(self.derive(Op::Reshape, vec![self.clone()], shape.to_vec()))
+        self.derive(Op::Reshape, vec![self.clone()], shape.to_vec())
     }
 
     /// Swaps dimensions `d0` and `d1` (a view).
@@ -89,11 +89,11 @@ impl Tensor {
             ));
         }
         let shape = perm.iter().map(|&p| self.shape()[p]).collect();
-        Ok(self.derive(Op::Permute(perm.to_vec()), vec![self.clone()], shape))
+        self.derive(Op::Permute(perm.to_vec()), vec![self.clone()], shape)
     }
 
     /// A dense window of this tensor's elements (internal: the SVD's packed output).
-    pub(crate) fn slice_flat(&self, offset: usize, shape: &[usize]) -> Tensor {
+    pub(crate) fn slice_flat(&self, offset: usize, shape: &[usize]) -> Result<Tensor> {
         self.derive(Op::Slice { offset }, vec![self.clone()], shape.to_vec())
     }
 }

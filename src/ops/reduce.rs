@@ -109,7 +109,7 @@ impl Tensor {
         let shape = reduced_shape(self.shape(), axes, keepdim);
         let mut axes = axes.to_vec();
         axes.sort_unstable();
-        Ok(self.derive(Op::Reduce { op, axes, keepdim }, vec![self.clone()], shape))
+        self.derive(Op::Reduce { op, axes, keepdim }, vec![self.clone()], shape)
     }
 
     /// Sum over `axes`. With `keepdim` the reduced axes stay as size 1. An empty `axes` list

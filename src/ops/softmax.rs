@@ -52,11 +52,11 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.derive(
+        self.derive(
             Op::Softmax { axis, log },
             vec![self.clone()],
             self.shape().to_vec(),
-        ))
+        )
     }
 
     /// Softmax along `axis`: `exp(x - max) / Σ exp(x - max)`, stable for large inputs.

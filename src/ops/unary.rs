@@ -85,15 +85,15 @@ impl UnaryOp {
             UnaryOp::Exp => format!("tm_exp({x})"),
             UnaryOp::Log => format!("tm_log({x})"),
             UnaryOp::Sqrt => format!("tm_sqrt({x})"),
-            UnaryOp::Rsqrt => format!("(1.0 / tm_sqrt({x}))"),
-            UnaryOp::Sin => format!("tm_keepnan({x}, sin({x}))"),
-            UnaryOp::Cos => format!("tm_keepnan({x}, cos({x}))"),
+            UnaryOp::Rsqrt => format!("tm_div(1.0, tm_sqrt({x}))"),
+            UnaryOp::Sin => format!("tm_sin({x})"),
+            UnaryOp::Cos => format!("tm_cos({x})"),
             UnaryOp::Tanh => format!("tm_tanh({x})"),
             UnaryOp::Sigmoid => format!("tm_sigmoid({x})"),
             UnaryOp::Relu => format!("tm_relu({x})"),
             UnaryOp::Gelu => format!("tm_gelu({x})"),
             UnaryOp::GeluTanh => format!("tm_gelu_tanh({x})"),
-            UnaryOp::Silu => format!("({x} * tm_sigmoid({x}))"),
+            UnaryOp::Silu => format!("tm_mul({x}, tm_sigmoid({x}))"),
         }
     }
 }
@@ -129,7 +129,7 @@ macro_rules! unary_methods {
             $(
                 $(#[$doc])*
                 pub fn $method(&self) -> Result<Tensor> {
-                    Ok(self.derive(Op::Unary(UnaryOp::$op), vec![self.clone()], self.shape().to_vec()))
+                    self.derive(Op::Unary(UnaryOp::$op), vec![self.clone()], self.shape().to_vec())
                 }
             )*
         }

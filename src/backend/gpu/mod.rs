@@ -103,6 +103,12 @@ pub(crate) struct WgpuBackend {
     pipelines: Mutex<PipelineCache>,
     layouts: Mutex<HashMap<LayoutKind, Layouts>>,
     pool: Arc<Mutex<BufferPool>>,
+    /// Held from the first buffer taken from the pool to the submit of the commands that use
+    /// it (evaluations, uploads, the copies of a read-back). A buffer goes back to the pool as
+    /// soon as its last reader is *recorded*; only commands recorded later, and so submitted
+    /// later, may reuse it. Without this, another thread could take the buffer and submit its
+    /// writes before the first thread submitted its reads (lost data, seen with 8 threads).
+    submit: Mutex<()>,
     errors: Arc<Mutex<Vec<String>>>,
     /// The adapter has timestamp queries (natively only; used when profiling is on).
     timestamps: bool,
@@ -306,6 +312,7 @@ impl WgpuBackend {
             pipelines: Mutex::default(),
             layouts: Mutex::default(),
             pool: Arc::default(),
+            submit: Mutex::default(),
             errors,
             timestamps,
             timer: Mutex::default(),
@@ -332,15 +339,7 @@ impl WgpuBackend {
     /// A storage buffer of at least `elems` f32 (from the pool when one fits).
     fn alloc(&self, op: &'static str, elems: usize) -> Result<Arc<GpuBuffer>> {
         let bytes = (elems.max(4) as u64) * 4;
-        if bytes > self.max_binding_bytes() {
-            return Err(Error::TooLarge {
-                op,
-                message: format!(
-                    "{bytes} bytes needed, the adapter binds at most {} bytes per buffer",
-                    self.max_binding_bytes()
-                ),
-            });
-        }
+        self.check_alloc(op, bytes)?;
         let class = size_class(bytes).min(self.max_binding_bytes());
         let buffer = lock(&self.pool).take(class).unwrap_or_else(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -1012,6 +1011,15 @@ impl Backend for WgpuBackend {
         Some(self.max_binding_bytes())
     }
 
+    fn check_alloc(&self, op: &'static str, bytes: u64) -> Result<()> {
+        crate::shape::check_bytes(
+            op,
+            bytes.max(16),
+            self.max_binding_bytes(),
+            "one buffer of this adapter",
+        )
+    }
+
     fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
@@ -1046,6 +1054,7 @@ impl Backend for WgpuBackend {
 
     #[cfg(not(target_arch = "wasm32"))]
     fn copy_gbps(&self, bytes: usize) -> Result<Option<f64>> {
+        let _submit = lock(&self.submit);
         let elems = bytes / 4;
         let (a, b) = (self.alloc("copy", elems)?, self.alloc("copy", elems)?);
         let copy = |n: usize| -> Result<()> {
@@ -1065,6 +1074,7 @@ impl Backend for WgpuBackend {
     }
 
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
+        let _submit = lock(&self.submit);
         let buf = self.alloc("upload", data.len())?;
         if !data.is_empty() {
             self.queue
@@ -1074,6 +1084,7 @@ impl Backend for WgpuBackend {
     }
 
     fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+        let _submit = lock(&self.submit);
         self.check_errors()?;
         let max_slots = (self.limits.max_storage_buffers_per_shader_stage as usize)
             .saturating_sub(1)
@@ -1132,16 +1143,19 @@ impl Backend for WgpuBackend {
             if n == 0 {
                 return Ok(vec![]);
             }
-            let mut enc = self.new_encoder();
-            let (src, offset) = if value.layout.is_contiguous() {
-                (gpu(value)?.raw().clone(), value.layout.offset as u64 * 4)
-            } else {
-                (self.densify(&mut enc, value, device)?.raw().clone(), 0)
-            };
             let bytes = n as u64 * 4;
             let staging = self.staging(bytes);
-            enc.copy_buffer_to_buffer(&src, offset, &staging, 0, Some(bytes));
-            self.queue.submit([enc.finish()]);
+            {
+                let _submit = lock(&self.submit);
+                let mut enc = self.new_encoder();
+                let (src, offset) = if value.layout.is_contiguous() {
+                    (gpu(value)?.raw().clone(), value.layout.offset as u64 * 4)
+                } else {
+                    (self.densify(&mut enc, value, device)?.raw().clone(), 0)
+                };
+                enc.copy_buffer_to_buffer(&src, offset, &staging, 0, Some(bytes));
+                self.queue.submit([enc.finish()]);
+            }
             let state: OneshotState<std::result::Result<(), wgpu::BufferAsyncError>> =
                 Arc::default();
             let tx = state.clone();
