@@ -312,9 +312,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let rows = n_out / len.max(1);
             let (pro, pres) = program_code(&d.prologue, "p", &d.slots, "");
             let write = if *log {
-                format!("{pres} - mx - log(total)")
+                format!("{pres} - mx - tm_log(total)")
             } else {
-                format!("exp({pres} - mx) / total")
+                format!("tm_exp({pres} - mx) / total")
             };
             let _ = write!(
                 s,

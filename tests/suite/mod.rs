@@ -8,6 +8,9 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod precision;
+
+pub use precision::{ieee_special_values, precision_contract};
 
 use check::*;
 use tmath::{Device, Error, JitMode, Tensor};
@@ -39,6 +42,8 @@ macro_rules! for_each_case {
             jit_caches_pipelines,
             jit_fuses_kernels,
             too_large_is_an_error,
+            precision_contract,
+            ieee_special_values,
         }
     };
 }
