@@ -159,9 +159,10 @@ fn tm_sigmoid(x: f32) -> f32 {
 
 // tanh of our own (Cephes' tanhf): an odd polynomial below 0.625, where builtins that go
 // through (e²ˣ − 1)/(e²ˣ + 1) lose every digit to cancellation (llvmpipe: 6% relative at
-// small x), and 1 − 2/(e²ˣ + 1) above; tanh(±9) is ±1 in f32.
+// small x), and 1 − 2/(e²ˣ + 1) above, up to 10: tanh(x) rounds to ±1 in f32 from 9.01 on
+// (a clamp at 9 gave 1 − 6e-8, and gelu_tanh(−28) = −8e-7 instead of 0: found by the fuzzer).
 fn tm_tanh(x: f32) -> f32 {
-    let a = min(abs(x), 9.0);
+    let a = min(abs(x), 10.0);
     let z = a * a;
     let small = ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z + 1.33314422036e-1) * z - 3.33332819422e-1) * z * a + a;
     let large = 1.0 - 2.0 / (tm_exp(2.0 * a) + 1.0);

@@ -21,3 +21,8 @@ macro_rules! native_cases {
 }
 
 for_each_case!(native_cases);
+
+#[test]
+fn fuzz_generator() {
+    suite::fuzz::generator_self_check();
+}

@@ -8,7 +8,10 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod fuzz;
 pub mod precision;
+
+pub use fuzz::fuzz_graphs;
 
 pub use precision::{ieee_special_values, precision_contract};
 
@@ -44,6 +47,7 @@ macro_rules! for_each_case {
             too_large_is_an_error,
             precision_contract,
             ieee_special_values,
+            fuzz_graphs,
         }
     };
 }

@@ -126,6 +126,26 @@ fn binary(op: &str) -> Option<(Binary, fn(f64, f64) -> f64)> {
     })
 }
 
+/// The op and its f64 reference, by name (the fuzzer builds graphs from these).
+pub fn unary_op(op: &str) -> Unary {
+    unary(op).unwrap_or_else(|| panic!("unknown unary op {op}")).0
+}
+
+/// See [`unary_op`].
+pub fn unary_ref(op: &str) -> fn(f64) -> f64 {
+    unary(op).unwrap_or_else(|| panic!("unknown unary op {op}")).1
+}
+
+/// See [`unary_op`].
+pub fn binary_op(op: &str) -> Binary {
+    binary(op).unwrap_or_else(|| panic!("unknown binary op {op}")).0
+}
+
+/// See [`unary_op`].
+pub fn binary_ref(op: &str) -> fn(f64, f64) -> f64 {
+    binary(op).unwrap_or_else(|| panic!("unknown binary op {op}")).1
+}
+
 /// The worst `|got − want| − (abs + rel·|want|)` and where; NaN or a wrong infinity counts as
 /// infinitely bad.
 fn worst(got: &[f32], want: &[f64], b: &Bound) -> (f64, usize, f64) {
