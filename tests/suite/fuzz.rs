@@ -92,7 +92,10 @@ fn name_of(list: &[&'static str], s: &str) -> &'static str {
 fn list(v: &[usize]) -> String {
     format!(
         "[{}]",
-        v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+        v.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     )
 }
 
@@ -116,10 +119,17 @@ impl Graph {
                 Node::Unary(op, a) => format!("{op} t{a}"),
                 Node::Binary(op, a, b) => format!("{op} t{a} t{b}"),
                 Node::Reduce(op, a, axes, keep) => {
-                    format!("{op} t{a} {}{}", list(axes), if *keep { " keep" } else { "" })
+                    format!(
+                        "{op} t{a} {}{}",
+                        list(axes),
+                        if *keep { " keep" } else { "" }
+                    )
                 }
                 Node::Softmax(a, axis, log) => {
-                    format!("{} t{a} {axis}", if *log { "log_softmax" } else { "softmax" })
+                    format!(
+                        "{} t{a} {axis}",
+                        if *log { "log_softmax" } else { "softmax" }
+                    )
                 }
                 Node::MatMul(a, b) => format!("matmul t{a} t{b}"),
                 Node::Reshape(a, shape) => format!("reshape t{a} {}", list(shape)),
@@ -208,8 +218,16 @@ fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let r = a.len().max(b.len());
     (0..r)
         .map(|i| {
-            let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-            let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+            let da = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
             match (da, db) {
                 (x, y) if x == y => Some(x),
                 (1, y) => Some(y),
@@ -397,7 +415,11 @@ impl Gen {
         if sa.len() < 2 {
             // Make it a matrix first: a view feeding compute.
             let n = numel(&sa);
-            sa = if self.chance(0.5) { vec![1, n] } else { vec![n, 1] };
+            sa = if self.chance(0.5) {
+                vec![1, n]
+            } else {
+                vec![n, 1]
+            };
             a = self.push(Node::Reshape(a, sa.clone()));
         }
         let r = sa.len();
@@ -477,8 +499,29 @@ pub struct Ref {
     pub e: Vec<f64>,
 }
 
-fn input_data(shape: &[usize], seed: u64) -> Vec<f32> {
-    Rng::new(seed).vec(numel(shape), -2.0, 2.0)
+/// Seeds from this one on give data with special values mixed in (NaN, ±inf, ±1e38, ±0).
+pub const SPECIAL_SEEDS: u64 = 1_000_000;
+
+pub fn input_data(shape: &[usize], seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let mut v = rng.vec(numel(shape), -2.0, 2.0);
+    if seed >= SPECIAL_SEEDS {
+        const SPECIAL: [f32; 7] = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e38,
+            -1e38,
+            0.0,
+            -0.0,
+        ];
+        for x in v.iter_mut() {
+            if rng.next_u64() % 4 == 0 {
+                *x = SPECIAL[(rng.next_u64() % 7) as usize];
+            }
+        }
+    }
+    v
 }
 
 /// Row-major offsets of `shape` read through `src`'s shape broadcast (numpy rules).
@@ -564,7 +607,7 @@ pub fn reference(g: &Graph) -> Vec<Ref> {
         let r = match node {
             Node::Input { shape, seed } => {
                 let v: Vec<f64> = input_data(shape, *seed).iter().map(|&x| x as f64).collect();
-                let e = vec![0.0; v.len()];
+                let e = v.iter().map(|&x| settle(x, 0.0).1).collect();
                 Ref { v, e }
             }
             Node::Unary(op, a) => {
@@ -605,9 +648,9 @@ pub fn reference(g: &Graph) -> Vec<Ref> {
                 for (&i, &j) in ia.iter().zip(&ib) {
                     let (av, ae, bv, be) = (x.v[i], x.e[i], y.v[j], y.e[j]);
                     let r = nan_aware2(f, op, av, bv);
-                    let err = if ae.is_infinite() || be.is_infinite() {
-                        f64::INFINITY
-                    } else if *op == "div" && bv.abs() <= be {
+                    let unbounded =
+                        ae.is_infinite() || be.is_infinite() || (*op == "div" && bv.abs() <= be);
+                    let err = if unbounded {
                         f64::INFINITY
                     } else {
                         let mut pts = vec![];
@@ -652,30 +695,45 @@ pub fn reference(g: &Graph) -> Vec<Ref> {
                     let vals = gi.iter().map(|&i| x.v[i]);
                     let errs = gi.iter().map(|&i| x.e[i]);
                     let (y, err) = match *op {
+                        "mean" if count == 0 => (f64::NAN, 0.0), // 0/0, as in numpy
                         "sum" | "mean" => {
-                            let div = if *op == "mean" { count.max(1) as f64 } else { 1.0 };
+                            let div = if *op == "mean" { count as f64 } else { 1.0 };
                             let sum: f64 = vals.clone().sum();
                             let mass: f64 = vals.map(f64::abs).sum();
                             let esum: f64 = errs.sum();
-                            (sum / div, (esum + gamma * mass) / div * (1.0 + 2.0 * EPS) + FLOOR)
+                            (
+                                sum / div,
+                                (esum + gamma * mass) / div * (1.0 + 2.0 * EPS) + FLOOR,
+                            )
                         }
                         _ => {
                             let max = *op == "max";
-                            let y = vals.fold(if max { f64::NEG_INFINITY } else { f64::INFINITY }, |m, v| {
-                                if m.is_nan() || v.is_nan() {
-                                    f64::NAN
-                                } else if max {
-                                    m.max(v)
+                            let y = vals.fold(
+                                if max {
+                                    f64::NEG_INFINITY
                                 } else {
-                                    m.min(v)
-                                }
-                            });
+                                    f64::INFINITY
+                                },
+                                |m, v| {
+                                    if m.is_nan() || v.is_nan() {
+                                        f64::NAN
+                                    } else if max {
+                                        m.max(v)
+                                    } else {
+                                        m.min(v)
+                                    }
+                                },
+                            );
                             (y, errs.fold(0.0, f64::max))
                         }
                     };
                     let (y, err) = settle(y, err);
                     v.push(if y.is_nan() { f64::NAN } else { y });
-                    e.push(if y.is_nan() && err.is_finite() { 0.0 } else { err });
+                    e.push(if y.is_nan() && err.is_finite() {
+                        0.0
+                    } else {
+                        err
+                    });
                 }
                 Ref { v, e }
             }
@@ -790,9 +848,7 @@ pub fn build(g: &Graph, dev: &Device) -> tmath::Result<Vec<Tensor>> {
     let mut t: Vec<Tensor> = vec![];
     for n in &g.nodes {
         let x = match n {
-            Node::Input { shape, seed } => {
-                Tensor::from_vec(input_data(shape, *seed), shape, dev)?
-            }
+            Node::Input { shape, seed } => Tensor::from_vec(input_data(shape, *seed), shape, dev)?,
             Node::Unary(op, a) => precision::unary_op(op)(&t[*a])?,
             Node::Binary(op, a, b) => precision::binary_op(op)(&t[*a], &t[*b])?,
             Node::Reduce(op, a, axes, keep) => match *op {
@@ -843,6 +899,8 @@ pub async fn check(g: &Graph, dev: &Device, mode: JitMode) -> Result<(), String>
             let g64 = g32 as f64;
             let ok = if v.is_nan() {
                 g64.is_nan()
+            } else if g64 == v {
+                true
             } else {
                 g64.is_finite() && (g64 - v).abs() <= 1.5 * e + 1e-30
             };

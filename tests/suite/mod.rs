@@ -9,10 +9,15 @@
 
 pub mod check;
 pub mod fuzz;
+pub mod invalid;
 pub mod precision;
 
+#[allow(unused_imports)]
 pub use fuzz::fuzz_graphs;
+#[allow(unused_imports)]
+pub use invalid::{invalid_calls_are_errors, sizes_beyond_limits};
 
+#[allow(unused_imports)]
 pub use precision::{ieee_special_values, precision_contract};
 
 use check::*;
@@ -48,6 +53,8 @@ macro_rules! for_each_case {
             precision_contract,
             ieee_special_values,
             fuzz_graphs,
+            invalid_calls_are_errors,
+            sizes_beyond_limits,
         }
     };
 }

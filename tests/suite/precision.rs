@@ -80,6 +80,8 @@ pub fn samples(from: f64, to: f64, n: usize, seed: u64) -> Vec<f32> {
 
 type Unary = fn(&Tensor) -> tmath::Result<Tensor>;
 type Binary = fn(&Tensor, &Tensor) -> tmath::Result<Tensor>;
+type Ref1 = fn(f64) -> f64;
+type Ref2 = fn(f64, f64) -> f64;
 
 fn gelu64(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x / 2f64.sqrt()))
@@ -93,7 +95,7 @@ fn sigmoid64(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-fn unary(op: &str) -> Option<(Unary, fn(f64) -> f64)> {
+fn unary(op: &str) -> Option<(Unary, Ref1)> {
     Some(match op {
         "neg" => (Tensor::neg, |x| -x),
         "abs" => (Tensor::abs, f64::abs),
@@ -113,7 +115,7 @@ fn unary(op: &str) -> Option<(Unary, fn(f64) -> f64)> {
     })
 }
 
-fn binary(op: &str) -> Option<(Binary, fn(f64, f64) -> f64)> {
+fn binary(op: &str) -> Option<(Binary, Ref2)> {
     Some(match op {
         "add" => (Tensor::add, |a, b| a + b),
         "sub" => (Tensor::sub, |a, b| a - b),
@@ -128,22 +130,30 @@ fn binary(op: &str) -> Option<(Binary, fn(f64, f64) -> f64)> {
 
 /// The op and its f64 reference, by name (the fuzzer builds graphs from these).
 pub fn unary_op(op: &str) -> Unary {
-    unary(op).unwrap_or_else(|| panic!("unknown unary op {op}")).0
+    unary(op)
+        .unwrap_or_else(|| panic!("unknown unary op {op}"))
+        .0
 }
 
 /// See [`unary_op`].
 pub fn unary_ref(op: &str) -> fn(f64) -> f64 {
-    unary(op).unwrap_or_else(|| panic!("unknown unary op {op}")).1
+    unary(op)
+        .unwrap_or_else(|| panic!("unknown unary op {op}"))
+        .1
 }
 
 /// See [`unary_op`].
 pub fn binary_op(op: &str) -> Binary {
-    binary(op).unwrap_or_else(|| panic!("unknown binary op {op}")).0
+    binary(op)
+        .unwrap_or_else(|| panic!("unknown binary op {op}"))
+        .0
 }
 
 /// See [`unary_op`].
 pub fn binary_ref(op: &str) -> fn(f64, f64) -> f64 {
-    binary(op).unwrap_or_else(|| panic!("unknown binary op {op}")).1
+    binary(op)
+        .unwrap_or_else(|| panic!("unknown binary op {op}"))
+        .1
 }
 
 /// The worst `|got − want| − (abs + rel·|want|)` and where; NaN or a wrong infinity counts as
@@ -257,6 +267,8 @@ pub async fn precision_contract(dev: &Device) {
 /// IEEE special values survive the shader compiler: `x − x`, `x · 0`, `x / x`, `x + (−x)` with
 /// NaN and infinite inputs give what IEEE arithmetic gives (compilers that assume finite values
 /// fold them to 0 or 1), in both JIT modes and through fused chains.
+// The references compute `x - x` etc. on purpose: that is the IEEE result under test.
+#[allow(clippy::eq_op)]
 pub async fn ieee_special_values(dev: &Device) {
     let vals = [
         f32::NAN,

@@ -54,7 +54,7 @@ function serve(root) {
 const browser = await pw.launch({
   executablePath: chromium,
   headless: true,
-  args: ["--no-sandbox", "--disable-gpu-sandbox", "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
+  args: ["--js-flags=--expose-gc", "--no-sandbox", "--disable-gpu-sandbox", "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
 });
 const failures = [];
 async function open(url, what) {
@@ -84,6 +84,7 @@ try {
       check('page: backend "cpu" works too', r.cpuBackend === "cpu");
       check("page: unknown backend rejects with an Error", !!r.badBackend, r.badBackend);
       check("page: dispose frees", r.page.dispose.after === r.page.dispose.before, JSON.stringify(r.page.dispose));
+      check("page: tensors never disposed are reclaimed after gc (FinalizationRegistry)", !!r.page.reclaimed, JSON.stringify(r.page.reclaimed));
       check('worker: tm.backend === "webgpu"', r.worker.backend === "webgpu", r.worker.backend);
       check("worker: checks passed", !!r.worker.checks.svd);
       console.log(`     stats (webgpu page): ${JSON.stringify(r.page.stats)}`);

@@ -3,6 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { Engine, Tensor } from "../src/index.js";
 
 const wasm = readFileSync(new URL("../pkg/tmath_bg.wasm", import.meta.url));
@@ -101,4 +103,23 @@ test("randn, svd, eval and stats", async () => {
   assert.deepEqual(Object.keys(after).sort(), ["cacheHits", "compileMs", "compiles", "dispatches", "liveTensors"]);
   tm.setJit(false);
   tm.setJit(true);
+});
+
+test("tensors never disposed are reclaimed by the garbage collector (FinalizationRegistry)", async () => {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc");
+  const tm = await Engine.create({ backend: "cpu", wasm });
+  const start = tm.stats().liveTensors;
+  (() => {
+    for (let i = 0; i < 200; i++) tm.tensor([i, i + 1], [2]).add(1);
+  })();
+  const made = tm.stats().liveTensors;
+  assert.ok(made >= start + 400, `${made} live after making 400`);
+  let left = made;
+  for (let i = 0; i < 100 && left > start + 5; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+    left = tm.stats().liveTensors;
+  }
+  assert.ok(left <= start + 5, `liveTensors ${start} → ${made} → ${left}: unreferenced tensors were not freed`);
 });

@@ -25,6 +25,8 @@ use crate::Tensor;
 
 /// Pipelines kept before the least recently used is dropped.
 const CACHE_CAPACITY: usize = 1024;
+/// Default byte budget of the pipeline cache (`TMATH_PIPELINE_CACHE_MB` overrides it).
+const CACHE_BUDGET_MB: u64 = 256;
 /// Sweeps of the Jacobi SVD: natively it stops once a sweep rotates nothing; on wasm, where the
 /// host cannot wait for the GPU inside an evaluation, it runs a fixed number.
 #[cfg(not(target_arch = "wasm32"))]
@@ -40,15 +42,38 @@ const SVD_ONE_GROUP_MAX_ELEMS: usize = 1 << 16;
 struct CacheEntry {
     pipeline: Arc<wgpu::ComputePipeline>,
     last_used: u64,
+    bytes: u64,
 }
 
-#[derive(Default)]
+/// Compiled pipelines by kernel description, least recently used evicted first, bounded by a
+/// count and by an estimate of the memory they hold (driver code and metadata: measured about
+/// 1.4 MiB a pipeline on lavapipe, whose LLVM JIT keeps machine code and IR per pipeline).
 struct PipelineCache {
     entries: HashMap<KernelDesc, CacheEntry>,
     tick: u64,
+    bytes: u64,
+    budget: u64,
 }
 
 impl PipelineCache {
+    fn new(budget: u64) -> Self {
+        PipelineCache {
+            entries: HashMap::new(),
+            tick: 0,
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// The estimated memory of one pipeline compiled from `wgsl_len` bytes of WGSL.
+    fn cost(wgsl_len: usize, software: bool) -> u64 {
+        if software {
+            (1 << 20) + 64 * wgsl_len as u64
+        } else {
+            (64 << 10) + 16 * wgsl_len as u64
+        }
+    }
+
     fn get(&mut self, key: &KernelDesc) -> Option<Arc<wgpu::ComputePipeline>> {
         self.tick += 1;
         let tick = self.tick;
@@ -58,23 +83,30 @@ impl PipelineCache {
         })
     }
 
-    fn insert(&mut self, key: KernelDesc, pipeline: Arc<wgpu::ComputePipeline>) {
-        if self.entries.len() >= CACHE_CAPACITY {
-            if let Some(old) = self
+    fn insert(&mut self, key: KernelDesc, pipeline: Arc<wgpu::ComputePipeline>, bytes: u64) {
+        while !self.entries.is_empty()
+            && (self.entries.len() >= CACHE_CAPACITY || self.bytes + bytes > self.budget)
+        {
+            let Some(old) = self
                 .entries
                 .iter()
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&old);
+            else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&old) {
+                self.bytes -= e.bytes;
             }
         }
         self.tick += 1;
+        self.bytes += bytes;
         self.entries.insert(
             key,
             CacheEntry {
                 pipeline,
                 last_used: self.tick,
+                bytes,
             },
         );
     }
@@ -309,7 +341,13 @@ impl WgpuBackend {
             info,
             limits,
             wg,
-            pipelines: Mutex::default(),
+            pipelines: Mutex::new(PipelineCache::new(
+                std::env::var("TMATH_PIPELINE_CACHE_MB")
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(CACHE_BUDGET_MB)
+                    << 20,
+            )),
             layouts: Mutex::default(),
             pool: Arc::default(),
             submit: Mutex::default(),
@@ -419,6 +457,7 @@ impl WgpuBackend {
             }
         }
         let source = codegen::wgsl(desc);
+        let cost = PipelineCache::cost(source.len(), self.is_software());
         let (_, pl) = self.layout(kind);
         let t0 = web_time_now();
         let module = self
@@ -445,7 +484,7 @@ impl WgpuBackend {
         self.check_errors()
             .map_err(|e| Error::device(format!("compiling a {:?} kernel: {e}", desc_name(desc))))?;
         if jit {
-            lock(&self.pipelines).insert(desc.clone(), pipeline.clone());
+            lock(&self.pipelines).insert(desc.clone(), pipeline.clone(), cost);
         }
         Ok(pipeline)
     }

@@ -114,6 +114,26 @@ export async function runChecks(tm) {
   const after = tm.stats().liveTensors;
   if (!(during >= before + 100 && after === before)) throw new Error(`liveTensors ${before} → ${during} → ${after}`);
   out.dispose = { before, during, after };
+
+  // The safety net: tensors never disposed are freed once garbage-collected (FinalizationRegistry).
+  // Chromium runs with --js-flags=--expose-gc, so the check can ask for a collection.
+  if (typeof globalThis.gc === "function") {
+    const start = tm.stats().liveTensors;
+    (() => {
+      for (let i = 0; i < 100; i++) tm.tensor([i, i + 1], [2]).add(1);
+    })();
+    const made = tm.stats().liveTensors;
+    let left = made;
+    for (let i = 0; i < 100 && left > start + 5; i++) {
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 20));
+      left = tm.stats().liveTensors;
+    }
+    if (!(made >= start + 200 && left <= start + 5)) throw new Error(`unreferenced tensors not reclaimed: liveTensors ${start} → ${made} → ${left}`);
+    out.reclaimed = { start, made, left };
+  } else {
+    throw new Error("gc() is not exposed: the page test must run Chromium with --js-flags=--expose-gc");
+  }
   for (const t of [a, b, bias, y, sums, u, s, vt]) t.dispose();
   return out;
 }
