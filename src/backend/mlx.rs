@@ -224,7 +224,10 @@ fn apply(step: &Step, slots: &[Array]) -> std::result::Result<Array, Exception> 
         Step::Softmax { axis, log, x } => {
             let x = &slots[*x];
             let axis = *axis as i32;
-            if *log {
+            if x.size() == 0 {
+                // Nothing to normalize (MLX's compiled logsumexp fails on empty input).
+                x.clone()
+            } else if *log {
                 x.subtract(x.logsumexp_axes(&[axis], true)?)?
             } else {
                 ops::softmax_axis(x, axis, true)?
@@ -334,7 +337,21 @@ impl State {
                 n += 1;
                 a.eval()
             })
-            .map_err(|e| mlx_err("eager op", e))?;
+            .map_err(|e| {
+                // LAPACK's failure (NaN or infinity in the input, or no convergence) is the
+                // same `Numerical` error as on the other backends.
+                if p.has_svd() && e.what().contains("SVD") {
+                    Error::Numerical {
+                        op: "svd",
+                        message: format!(
+                            "MLX's SVD failed (NaN or infinity in the input, or no convergence): {}",
+                            e.what()
+                        ),
+                    }
+                } else {
+                    mlx_err("eager op", e)
+                }
+            })?;
             ran.dispatches = n;
             outs
         };

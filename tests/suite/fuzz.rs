@@ -553,8 +553,8 @@ fn settle(v: f64, e: f64) -> (f64, f64) {
 }
 
 /// Rounding of one op per the precision table: `abs + rel·|y|` (the larger of its rows).
-fn rounding(op: &str) -> (f64, f64) {
-    precision::table()
+fn rounding(op: &str, backend: &str) -> (f64, f64) {
+    precision::table_for(backend)
         .iter()
         .filter(|b| b.op == op)
         .fold((0.0, 0.0), |(a, r), b| (a.max(b.abs), r.max(b.rel)))
@@ -599,7 +599,8 @@ fn offsets(e: f64) -> [f64; 5] {
     [0.0, -e, -e / 2.0, e / 2.0, e]
 }
 
-pub fn reference(g: &Graph) -> Vec<Ref> {
+/// The reference on `backend`, whose rows of the precision table give each op's rounding.
+pub fn reference(g: &Graph, backend: &str) -> Vec<Ref> {
     let shapes = g.shapes();
     let mut refs: Vec<Ref> = Vec::with_capacity(g.nodes.len());
     for (i, node) in g.nodes.iter().enumerate() {
@@ -612,7 +613,7 @@ pub fn reference(g: &Graph) -> Vec<Ref> {
             }
             Node::Unary(op, a) => {
                 let f = precision::unary_ref(op);
-                let (abs, rel) = rounding(op);
+                let (abs, rel) = rounding(op, backend);
                 let x = &refs[*a];
                 let mut v = vec![];
                 let mut e = vec![];
@@ -639,7 +640,7 @@ pub fn reference(g: &Graph) -> Vec<Ref> {
             }
             Node::Binary(op, a, b) => {
                 let f = precision::binary_ref(op);
-                let (abs, rel) = rounding(op);
+                let (abs, rel) = rounding(op, backend);
                 let (x, y) = (&refs[*a], &refs[*b]);
                 let ia = broadcast_index(&shapes[*a], out_shape);
                 let ib = broadcast_index(&shapes[*b], out_shape);
@@ -876,7 +877,7 @@ pub fn build(g: &Graph, dev: &Device) -> tmath::Result<Vec<Tensor>> {
 /// Evaluates `g` on `dev` in `mode` and compares every output with the reference: `Err` with a
 /// description of the first element out of bounds.
 pub async fn check(g: &Graph, dev: &Device, mode: JitMode) -> Result<(), String> {
-    let refs = reference(g);
+    let refs = reference(g, dev.backend_name());
     dev.set_jit(mode);
     let outs = build(g, dev).map_err(|e| format!("building failed: {e}"))?;
     let handles: Vec<&Tensor> = outs.iter().collect();
