@@ -123,7 +123,14 @@ pub fn broadcast_index(idx: &[usize], shape: &[usize]) -> usize {
         .sum()
 }
 
+/// The numpy broadcast of two shapes (the caller knows they broadcast).
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
+    try_broadcast(a, b).expect("shapes broadcast")
+}
+
+/// The numpy broadcast of two shapes, `None` when they do not broadcast: the test's own model
+/// of the rule, independent of the crate's.
+pub fn try_broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let r = a.len().max(b.len());
     (0..r)
         .map(|i| {
@@ -137,7 +144,12 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
             } else {
                 1
             };
-            da.max(db)
+            match (da, db) {
+                (x, y) if x == y => Some(x),
+                (1, y) => Some(y),
+                (x, 1) => Some(x),
+                _ => None,
+            }
         })
         .collect()
 }

@@ -225,29 +225,7 @@ fn numel(s: &[usize]) -> usize {
     s.iter().product()
 }
 
-fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let da = if i + a.len() >= r {
-                a[i + a.len() - r]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= r {
-                b[i + b.len() - r]
-            } else {
-                1
-            };
-            match (da, db) {
-                (x, y) if x == y => Some(x),
-                (1, y) => Some(y),
-                (x, 1) => Some(x),
-                _ => None,
-            }
-        })
-        .collect()
-}
+use super::check::try_broadcast as broadcast;
 
 fn reduced(s: &[usize], axes: &[usize], keep: bool) -> Vec<usize> {
     s.iter()
