@@ -16,14 +16,13 @@ pub(crate) const MAX_TENSOR_BYTES: u64 = isize::MAX as u64;
 /// data could not be held in one allocation. Every shape a user gives goes through this before
 /// anything is allocated or any node is made.
 pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
-    let too_large = |what: String| {
-        Error::TooLarge {
+    let limit = format!(
+        "one tensor holds at most {} elements ({MAX_TENSOR_BYTES} bytes)",
+        MAX_TENSOR_BYTES / 4
+    );
+    let too_large = |what: String| Error::TooLarge {
         op,
-        message: format!(
-            "shape {shape:?} {what}; one tensor holds at most {} elements ({MAX_TENSOR_BYTES} bytes)",
-            MAX_TENSOR_BYTES / 4
-        ),
-    }
+        message: format!("shape {shape:?} {what}; {limit}"),
     };
     let n = shape
         .iter()
@@ -50,7 +49,7 @@ pub(crate) fn check_bytes(op: &'static str, bytes: u64, limit: u64, what: &str) 
     Ok(())
 }
 
-/// A zero-filled host vector of `n` elements, or an [`Error::TooLarge`] when the allocation
+/// A host vector of `n` copies of `value`, or an [`Error::TooLarge`] when the allocation
 /// fails (never an abort).
 pub(crate) fn try_vec(op: &'static str, n: usize, value: f32) -> Result<Vec<f32>> {
     let mut v = Vec::new();

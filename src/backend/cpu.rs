@@ -54,12 +54,7 @@ pub(crate) fn dense(data: Vec<f32>, shape: &[usize]) -> Value {
 fn run_node(node: &Node, inputs: &[Value]) -> Result<Value> {
     let input = |i: usize| host(&inputs[i]);
     // Every result is checked against the host's memory before its kernel allocates it.
-    crate::shape::check_bytes(
-        node.op.name(),
-        numel(&node.shape) as u64 * 4,
-        super::host_memory_bytes(),
-        "host memory",
-    )?;
+    super::check_host(node.op.name(), numel(&node.shape) as u64 * 4)?;
     let out = match &node.op {
         Op::Unary(u) => {
             let (x, l) = input(0)?;

@@ -47,6 +47,12 @@ pub(crate) fn host_memory_bytes() -> u64 {
     crate::shape::MAX_TENSOR_BYTES
 }
 
+/// Checks that `bytes` fit the host's memory (see [`host_memory_bytes`]), before anything is
+/// allocated there.
+pub(crate) fn check_host(op: &'static str, bytes: u64) -> Result<()> {
+    crate::shape::check_bytes(op, bytes, host_memory_bytes(), "host memory")
+}
+
 /// A future returned by a backend (boxed, so the trait stays object-safe).
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -82,7 +88,7 @@ pub(crate) trait Backend: MaybeSendSync {
     /// host's memory by default, the adapter's buffer limit on a GPU. An
     /// [`Error::TooLarge`](crate::Error::TooLarge) naming the size and the limit otherwise.
     fn check_alloc(&self, op: &'static str, bytes: u64) -> Result<()> {
-        crate::shape::check_bytes(op, bytes, host_memory_bytes(), "host memory")
+        check_host(op, bytes)
     }
     /// Limits that shape the generated code, for reports.
     fn limits(&self) -> Vec<(&'static str, u64)> {

@@ -136,12 +136,7 @@ pub(crate) fn evaluate(outputs: &[&Tensor]) -> Result<()> {
             // Checked against the device (and the host, where the samples are made) first.
             let bytes = t.numel() as u64 * 4;
             device.backend().check_alloc("randn", bytes)?;
-            crate::shape::check_bytes(
-                "randn",
-                bytes,
-                crate::backend::host_memory_bytes(),
-                "host memory",
-            )?;
+            crate::backend::check_host("randn", bytes)?;
             let data = crate::random::normal_vec(seed, t.numel());
             let storage = device.backend().upload(data)?;
             t.node().set_cached(Value {

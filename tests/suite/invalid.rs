@@ -4,6 +4,7 @@
 //! says it is invalid, or else a result of the right shape whose values match the float64
 //! reference; never a panic, an abort or a hang; and the device works afterwards.
 
+use super::check::try_broadcast as broadcast;
 use super::check::*;
 use super::fuzz::{self, Graph, Node, SPECIAL_SEEDS};
 use tmath::{Device, Error, JitMode, Tensor};
@@ -42,12 +43,6 @@ fn huge() -> Option<Vec<usize>> {
     #[cfg(not(target_pointer_width = "64"))]
     None
 }
-
-fn op_of(e: &Error) -> String {
-    e.to_string()
-}
-
-use super::check::try_broadcast as broadcast;
 
 fn count(s: &[usize]) -> Option<usize> {
     s.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -265,7 +260,7 @@ pub async fn invalid_calls_are_errors(dev: &Device) {
                 let e = Tensor::from_vec(vec![1.0, 2.0], &s, dev).expect_err("from_vec");
                 assert!(matches!(e, Error::TooLarge { op: "from_vec", .. }), "{e:?}");
                 let e = Tensor::full(&s, 1.0, dev).expect_err("full");
-                assert!(op_of(&e).starts_with("full"), "{e}");
+                assert!(e.to_string().starts_with("full"), "{e}");
                 errors += 3;
                 continue;
             }

@@ -1053,7 +1053,7 @@ impl Backend for WgpuBackend {
     fn check_alloc(&self, op: &'static str, bytes: u64) -> Result<()> {
         crate::shape::check_bytes(
             op,
-            bytes.max(16),
+            bytes,
             self.max_binding_bytes(),
             "one buffer of this adapter",
         )
