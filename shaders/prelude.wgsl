@@ -74,8 +74,8 @@ fn tm_keepnan(x: f32, y: f32) -> f32 {
 
 // exp of our own (Cephes' expf): builtins compute exp2(x·log₂e), whose rounded product costs
 // up to |x|·2⁻²⁴ relative (llvmpipe: 3.7e-6 at x = 88). Here x = n·ln2 + r with ln2 in two
-// parts, a degree-6 polynomial on |r| ≤ ln2/2, and 2ⁿ applied in two halves (ldexp is only
-// defined for exponents in the normal range). About 2 ulp.
+// parts, a degree-6 polynomial on |r| ≤ ln2/2, and 2ⁿ applied in two halves (each a normal
+// power of two). About 2 ulp.
 fn tm_exp(x: f32) -> f32 {
     let c = clamp(x, -104.0, 89.0);
     let n = floor(c * 1.44269504088896341 + 0.5);
@@ -83,9 +83,13 @@ fn tm_exp(x: f32) -> f32 {
     r = r - n * -2.12194440e-4;
     let rr = r * r;
     let p = (((((1.9875691500e-4 * r + 1.3981999507e-3) * r + 8.3334519073e-3) * r + 4.1665795894e-2) * r + 1.6666665459e-1) * r + 5.0000001201e-1) * rr + r + 1.0;
+    // 2ⁿ as two exact powers of two built on bits (each exponent within [-76, 64]): cheaper
+    // than ldexp, which some drivers expand into a library routine.
     let k = i32(n);
-    let h = k / 2;
-    var e = ldexp(ldexp(p, h), k - h);
+    let h = k >> 1u;
+    let s1 = bitcast<f32>(u32(h + 127) << 23u);
+    let s2 = bitcast<f32>(u32(k - h + 127) << 23u);
+    var e = p * s1 * s2;
     e = select(e, tm_inf(), x > 88.72283935546875);
     e = select(e, 0.0, x < -103.972084045410);
     return tm_keepnan(x, e);
