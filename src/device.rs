@@ -48,6 +48,9 @@ pub(crate) struct DeviceInner {
     backend: Box<dyn Backend>,
     jit: AtomicU8,
     profiling: AtomicBool,
+    /// GPU kernels read their sizes from metadata (one pipeline per structure); see
+    /// `crate::codegen::Variant`. Set through `tmath::debug::set_generic_kernels`.
+    generic: AtomicBool,
     stats: Mutex<Stats>,
 }
 
@@ -85,6 +88,7 @@ impl Device {
                 backend,
                 jit: AtomicU8::new(0),
                 profiling: AtomicBool::new(false),
+                generic: AtomicBool::new(false),
                 stats: Mutex::new(Stats::default()),
             }),
         }
@@ -165,6 +169,18 @@ impl Device {
     /// Whether kernel timing is on.
     pub fn profiling(&self) -> bool {
         self.inner.profiling.load(Ordering::Relaxed)
+    }
+
+    /// Makes GPU kernels generic (sizes as data: one pipeline per structure) or specialized
+    /// (sizes as literals, the default). Only with [`JitMode::On`]; the adaptive mode will
+    /// choose per kernel.
+    pub(crate) fn set_generic_kernels(&self, on: bool) {
+        self.inner.generic.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether GPU kernels are generic (see [`Device::set_generic_kernels`]).
+    pub(crate) fn generic_kernels(&self) -> bool {
+        self.inner.generic.load(Ordering::Relaxed)
     }
 
     /// A snapshot of the device's counters.

@@ -6,6 +6,7 @@ use std::cell::Cell;
 
 use wasm_bindgen::prelude::*;
 
+use crate::ir::{BinaryOp, ReduceOp, UnaryOp};
 use crate::{Device, JitMode, Tensor};
 
 fn err(e: crate::Error) -> JsError {
@@ -98,6 +99,17 @@ impl RawEngine {
     }
 }
 
+/// The op families `web/src/index.js` makes `Tensor` methods of: `"unary:neg"`,
+/// `"binary:add"`, `"reduce:sum"`, … (the JS method is the camelCase of the name), straight
+/// from the op lists of `crate::ir`, so a new op reaches JavaScript without a JS change.
+#[wasm_bindgen]
+pub fn op_names() -> Vec<String> {
+    let unary = UnaryOp::ALL.iter().map(|o| format!("unary:{}", o.name()));
+    let binary = BinaryOp::ALL.iter().map(|o| format!("binary:{}", o.name()));
+    let reduce = ReduceOp::ALL.iter().map(|o| format!("reduce:{}", o.name()));
+    unary.chain(binary).chain(reduce).collect()
+}
+
 thread_local! {
     /// Tensor handles held by JavaScript (created and not yet freed), for `stats().liveTensors`.
     static LIVE: Cell<u64> = const { Cell::new(0) };
@@ -134,56 +146,31 @@ impl RawTensor {
         RawTensor::from(self.t.clone())
     }
 
-    /// An elementwise function by its Rust name.
+    /// An elementwise function by its Rust name (see [`op_names`]).
     pub fn unary(&self, op: &str) -> Result<RawTensor, JsError> {
-        let t = &self.t;
-        let r = match op {
-            "neg" => t.neg(),
-            "abs" => t.abs(),
-            "exp" => t.exp(),
-            "log" => t.log(),
-            "sqrt" => t.sqrt(),
-            "rsqrt" => t.rsqrt(),
-            "sin" => t.sin(),
-            "cos" => t.cos(),
-            "tanh" => t.tanh(),
-            "sigmoid" => t.sigmoid(),
-            "relu" => t.relu(),
-            "gelu" => t.gelu(),
-            "gelu_tanh" => t.gelu_tanh(),
-            "silu" => t.silu(),
-            other => return Err(JsError::new(&format!("unknown unary op {other:?}"))),
-        };
-        r.map(RawTensor::from).map_err(err)
+        let op = UnaryOp::from_name(op)
+            .ok_or_else(|| JsError::new(&format!("unknown unary op {op:?}")))?;
+        self.t.unary_op(op).map(RawTensor::from).map_err(err)
     }
 
     /// A broadcasting binary op by its Rust name.
     pub fn binary(&self, op: &str, other: &RawTensor) -> Result<RawTensor, JsError> {
-        let (a, b) = (&self.t, &other.t);
-        let r = match op {
-            "add" => a.add(b),
-            "sub" => a.sub(b),
-            "mul" => a.mul(b),
-            "div" => a.div(b),
-            "pow" => a.pow(b),
-            "maximum" => a.maximum(b),
-            "minimum" => a.minimum(b),
-            other => return Err(JsError::new(&format!("unknown binary op {other:?}"))),
-        };
-        r.map(RawTensor::from).map_err(err)
+        let op = BinaryOp::from_name(op)
+            .ok_or_else(|| JsError::new(&format!("unknown binary op {op:?}")))?;
+        self.t
+            .binary_op(op, &other.t)
+            .map(RawTensor::from)
+            .map_err(err)
     }
 
     /// A reduction by its Rust name.
     pub fn reduce(&self, op: &str, axes: Vec<usize>, keepdim: bool) -> Result<RawTensor, JsError> {
-        let t = &self.t;
-        let r = match op {
-            "sum" => t.sum(&axes, keepdim),
-            "mean" => t.mean(&axes, keepdim),
-            "max" => t.max(&axes, keepdim),
-            "min" => t.min(&axes, keepdim),
-            other => return Err(JsError::new(&format!("unknown reduction {other:?}"))),
-        };
-        r.map(RawTensor::from).map_err(err)
+        let op = ReduceOp::from_name(op)
+            .ok_or_else(|| JsError::new(&format!("unknown reduction {op:?}")))?;
+        self.t
+            .reduce_op(op, &axes, keepdim)
+            .map(RawTensor::from)
+            .map_err(err)
     }
 
     /// Softmax (or log-softmax) along `axis`.

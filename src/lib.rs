@@ -28,6 +28,7 @@ mod codegen;
 mod device;
 mod error;
 mod graph;
+mod ir;
 #[cfg(all(feature = "js", target_arch = "wasm32"))]
 mod js;
 mod ops;
@@ -44,6 +45,19 @@ pub use device::{Device, JitMode, Stats};
 pub mod debug {
     #[cfg(feature = "wgpu")]
     pub use crate::codegen::{start_shader_log, take_shader_log};
+
+    /// Makes this device's GPU kernels *generic* (sizes, strides and offsets read from a
+    /// metadata uniform, so one pipeline serves every shape of a kernel's structure) or
+    /// *specialized* (sizes as literals, the default; a new shape compiles). Applies with
+    /// `JitMode::On`; results agree within f32 rounding of the same operation order.
+    pub fn set_generic_kernels(device: &crate::Device, on: bool) {
+        device.set_generic_kernels(on);
+    }
+
+    /// Whether this device's GPU kernels are generic (see [`set_generic_kernels`]).
+    pub fn generic_kernels(device: &crate::Device) -> bool {
+        device.generic_kernels()
+    }
 
     /// Device-to-device copy bandwidth in GB/s (read + written) with `bytes` per copy: the
     /// benchmark's bandwidth ceiling where no better figure is known.

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Value};
+use crate::graph::{Node, Value};
+use crate::ir::Op;
 use crate::shape::{checked_numel, numel, try_vec, Layout};
 
 /// An n-dimensional f32 array, lazily computed.

@@ -1,5 +1,5 @@
 //! Portability proof: every WGSL kernel the JIT emits while running the shared suite on wgpu
-//! (fused, and unfused where cases turn the JIT off) is parsed and validated by naga and translated to SPIR-V (Vulkan), MSL
+//! (fused, and unfused where cases turn the JIT off; specialized, then all generic) is parsed and validated by naga and translated to SPIR-V (Vulkan), MSL
 //! (Metal, Safari on macOS) and HLSL (DX12). A shader naga rejects fails this test.
 
 #![cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
@@ -64,6 +64,10 @@ fn every_emitted_shader_validates_and_translates() {
     tmath::debug::start_shader_log();
     // The suite's JIT cases switch to JitMode::Off themselves, so unfused kernels are covered.
     run_suite(&dev);
+    // Again with every kernel generic (sizes read from metadata), on a fresh device.
+    let generic = Device::wgpu().expect("a second wgpu device");
+    tmath::debug::set_generic_kernels(&generic, true);
+    run_suite(&generic);
     let shaders: BTreeSet<String> = tmath::debug::take_shader_log().into_iter().collect();
     assert!(
         shaders.len() > 20,

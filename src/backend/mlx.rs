@@ -34,8 +34,8 @@ use super::{Backend, BoxFuture, Storage};
 use crate::device::{Device, JitMode};
 use crate::error::{Error, Result};
 use crate::graph::eval::Plan;
-use crate::graph::{Op, Value};
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::graph::Value;
+use crate::ir::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::shape::Layout;
 
 type Job = Box<dyn FnOnce(&mut State) + Send>;
@@ -159,49 +159,9 @@ fn axes_i32(axes: &[usize]) -> Vec<i32> {
 /// Applies one step (the same code traces compiled functions and runs eager ones).
 fn apply(step: &Step, slots: &[Array]) -> std::result::Result<Array, Exception> {
     use mlx_rs::ops;
-    let f = |v: f32| Array::from_f32(v);
     Ok(match step {
-        Step::Unary(u, x) => {
-            let x = &slots[*x];
-            match u {
-                UnaryOp::Neg => x.negative()?,
-                UnaryOp::Abs => x.abs()?,
-                UnaryOp::Exp => x.exp()?,
-                UnaryOp::Log => x.log()?,
-                UnaryOp::Sqrt => x.sqrt()?,
-                UnaryOp::Rsqrt => x.rsqrt()?,
-                UnaryOp::Sin => x.sin()?,
-                UnaryOp::Cos => x.cos()?,
-                UnaryOp::Tanh => ops::tanh(x)?,
-                UnaryOp::Sigmoid => ops::sigmoid(x)?,
-                UnaryOp::Relu => ops::maximum(x, f(0.0))?,
-                UnaryOp::Gelu => {
-                    let e = ops::erf(x.multiply(f(std::f32::consts::FRAC_1_SQRT_2))?)?;
-                    x.multiply(f(0.5))?.multiply(e.add(f(1.0))?)?
-                }
-                UnaryOp::GeluTanh => {
-                    let x3 = x.multiply(x)?.multiply(x)?;
-                    let inner = x
-                        .add(x3.multiply(f(0.044_715))?)?
-                        .multiply(f((2.0 / std::f32::consts::PI).sqrt()))?;
-                    x.multiply(f(0.5))?
-                        .multiply(ops::tanh(&inner)?.add(f(1.0))?)?
-                }
-                UnaryOp::Silu => x.multiply(ops::sigmoid(x)?)?,
-            }
-        }
-        Step::Binary(b, a, c) => {
-            let (a, c) = (&slots[*a], &slots[*c]);
-            match b {
-                BinaryOp::Add => a.add(c)?,
-                BinaryOp::Sub => a.subtract(c)?,
-                BinaryOp::Mul => a.multiply(c)?,
-                BinaryOp::Div => a.divide(c)?,
-                BinaryOp::Pow => a.power(c)?,
-                BinaryOp::Maximum => ops::maximum(a, c)?,
-                BinaryOp::Minimum => ops::minimum(a, c)?,
-            }
-        }
+        Step::Unary(u, x) => u.mlx(&slots[*x])?,
+        Step::Binary(b, a, c) => b.mlx(&slots[*a], &slots[*c])?,
         Step::Reduce {
             op,
             axes,
@@ -213,13 +173,7 @@ fn apply(step: &Step, slots: &[Array]) -> std::result::Result<Array, Exception> 
                 // numpy: reducing over no axis leaves the tensor as it is (MLX would reduce all).
                 return Ok(x.clone());
             }
-            let axes = axes_i32(axes);
-            match op {
-                ReduceOp::Sum => x.sum_axes(&axes, *keepdim)?,
-                ReduceOp::Mean => x.mean_axes(&axes, *keepdim)?,
-                ReduceOp::Max => x.max_axes(&axes, *keepdim)?,
-                ReduceOp::Min => x.min_axes(&axes, *keepdim)?,
-            }
+            op.mlx(x, &axes_i32(axes), *keepdim)?
         }
         Step::Softmax { axis, log, x } => {
             let x = &slots[*x];

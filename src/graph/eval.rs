@@ -82,7 +82,7 @@ impl Plan {
                 .iter()
                 .map(|i| lookup(i, &live))
                 .collect::<Result<Vec<_>>>()?;
-            let value = match crate::ops::movement::view(node, &inputs) {
+            let value = match inputs.first().and_then(|i| i.view(node)) {
                 Some(v) => v,
                 None => step(node, &inputs)?,
             };

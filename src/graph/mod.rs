@@ -11,76 +11,25 @@ use std::sync::{Arc, Mutex};
 
 use crate::backend::Storage;
 use crate::device::Device;
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+pub(crate) use crate::ir::Op;
 use crate::shape::Layout;
-
-/// What a node computes. The data each op needs lives here; the output shape lives in the node.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Op {
-    /// Data given by the user, realized (uploaded) when the node was made.
-    Data,
-    /// Standard normal samples, see [`crate::random`].
-    Randn {
-        seed: u64,
-    },
-    Unary(UnaryOp),
-    Binary(BinaryOp),
-    Reduce {
-        op: ReduceOp,
-        axes: Vec<usize>,
-        keepdim: bool,
-    },
-    Softmax {
-        axis: usize,
-        log: bool,
-    },
-    /// `[.., m, k] × [.., k, n]` with broadcast batch dims.
-    MatMul,
-    /// Same elements, new shape (a view when the layout allows it, a copy otherwise).
-    Reshape,
-    Permute(Vec<usize>),
-    /// Thin SVD of an `m × n` matrix, packed as `U (m×k) | S (k) | Vᵀ (k×n)` in one flat buffer.
-    Svd {
-        m: usize,
-        n: usize,
-    },
-    /// A dense window of the input's flat (row-major) elements, starting at `offset`.
-    Slice {
-        offset: usize,
-    },
-}
-
-impl Op {
-    /// The op's name as users know it (used in messages and kernel names).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Data => "data",
-            Op::Randn { .. } => "randn",
-            Op::Unary(u) => u.name(),
-            Op::Binary(b) => b.name(),
-            Op::Reduce { op, .. } => op.name(),
-            Op::Softmax { log: false, .. } => "softmax",
-            Op::Softmax { log: true, .. } => "log_softmax",
-            Op::MatMul => "matmul",
-            Op::Reshape => "reshape",
-            Op::Permute(_) => "permute",
-            Op::Svd { .. } => "svd",
-            Op::Slice { .. } => "slice",
-        }
-    }
-
-    /// Ops whose result is kept with the node once computed, whether or not it was asked for:
-    /// the SVD, whose one result feeds three user-visible tensors read separately.
-    pub fn keeps_value(&self) -> bool {
-        matches!(self, Op::Svd { .. })
-    }
-}
 
 /// An evaluated result: a device buffer and how the tensor's elements sit in it.
 #[derive(Clone)]
 pub(crate) struct Value {
     pub storage: Storage,
     pub layout: Layout,
+}
+
+impl Value {
+    /// The value of view node `node` over this value of its input, without touching data;
+    /// `None` when `node` is not a view here (see [`Op::view`]).
+    pub fn view(&self, node: &Node) -> Option<Value> {
+        Some(Value {
+            storage: self.storage.clone(),
+            layout: node.op.view(&node.shape, &self.layout)?,
+        })
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

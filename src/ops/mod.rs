@@ -1,15 +1,11 @@
-//! Every op, one family per file. Each file holds, for its ops: the `Tensor` methods (argument
-//! and shape checks, node creation), the CPU reference kernel, and the kernel pieces other
-//! backends need. Adding an op is a change to one of these files plus its backend lines.
+//! The user-facing op methods of [`Tensor`](crate::Tensor), one family per file: argument and
+//! shape checks, then a node. What each op computes (its reference, WGSL, MLX mapping) is in
+//! `crate::ir`; the elementwise and reduction methods are generated from its lists.
 
-pub(crate) mod binary;
-pub(crate) mod linalg;
-pub(crate) mod matmul;
-pub(crate) mod movement;
-pub(crate) mod reduce;
-pub(crate) mod softmax;
-pub(crate) mod unary;
-
-pub(crate) use binary::BinaryOp;
-pub(crate) use reduce::ReduceOp;
-pub(crate) use unary::UnaryOp;
+mod binary;
+mod linalg;
+mod matmul;
+mod movement;
+mod reduce;
+mod softmax;
+mod unary;

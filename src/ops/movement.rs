@@ -1,37 +1,9 @@
-//! Reshape, transpose, permute: views (new strides over the same buffer) wherever possible.
+//! The `Tensor` methods of reshape, transpose, permute: views (new strides over the same buffer) wherever possible.
 
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Value};
-use crate::shape::{checked_numel, Layout};
+use crate::ir::Op;
+use crate::shape::checked_numel;
 use crate::Tensor;
-
-/// The value of a view node, computed from its input's value without touching data; `None`
-/// for ops that are not views, and for a reshape whose input strides do not allow one.
-pub(crate) fn view(node: &Node, inputs: &[Value]) -> Option<Value> {
-    let input = inputs.first()?;
-    let layout = match &node.op {
-        Op::Permute(perm) => input.layout.permute(perm),
-        Op::Reshape => input.layout.reshape(&node.shape)?,
-        Op::Slice { offset } if input.layout.is_contiguous() => {
-            Layout::contiguous_at(&node.shape, input.layout.offset + offset)
-        }
-        _ => return None,
-    };
-    Some(Value {
-        storage: input.storage.clone(),
-        layout,
-    })
-}
-
-/// Copies a strided tensor into a dense row-major vector.
-pub(crate) fn gather(x: &[f32], layout: &Layout) -> Vec<f32> {
-    if layout.is_contiguous() {
-        return x[layout.offset..layout.offset + layout.numel()].to_vec();
-    }
-    let mut out = Vec::with_capacity(layout.numel());
-    layout.for_each_offset(|o| out.push(x[o]));
-    out
-}
 
 impl Tensor {
     /// The same elements (row-major order) with a new shape of the same size. A view when the

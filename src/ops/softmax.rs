@@ -1,43 +1,9 @@
-//! Softmax and log-softmax along one axis, numerically stable (the row maximum is subtracted).
+//! The `Tensor` methods of softmax and log-softmax along one axis (numerically stable: the row
+//! maximum is subtracted; kernels in the backends).
 
 use crate::error::{Error, Result};
-use crate::graph::Op;
-use crate::ops::reduce::split_axes;
-use crate::shape::{for_each_offsets, Layout};
+use crate::ir::Op;
 use crate::Tensor;
-
-/// CPU kernel: for each row along `axis`, `exp(x - max) / Σ exp(x - max)` (or its log).
-pub(crate) fn cpu(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec<f32> {
-    let n = layout.numel();
-    let mut out = vec![0f32; n];
-    let (outer_in, row_in) = split_axes(layout, &[axis]);
-    let (outer_out, row_out) = split_axes(&Layout::contiguous(&layout.shape), &[axis]);
-    let len = layout.shape[axis];
-    let (si, so) = (row_in.strides[0], row_out.strides[0]);
-    let mut row = vec![0f32; len];
-    for_each_offsets([&outer_in, &outer_out], |[bi, bo]| {
-        for (j, r) in row.iter_mut().enumerate() {
-            *r = x[bi + j * si];
-        }
-        let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| {
-            if v.is_nan() || m.is_nan() {
-                f32::NAN
-            } else {
-                m.max(v)
-            }
-        });
-        let sum: f64 = row.iter().map(|&v| ((v - m).exp()) as f64).sum();
-        let lse = (sum.ln()) as f32;
-        for (j, &v) in row.iter().enumerate() {
-            out[bo + j * so] = if log {
-                v - m - lse
-            } else {
-                ((v - m).exp() as f64 / sum) as f32
-            };
-        }
-    });
-    out
-}
 
 impl Tensor {
     fn softmax_op(&self, axis: usize, log: bool) -> Result<Tensor> {

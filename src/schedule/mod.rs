@@ -12,8 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::graph::eval::Plan;
-use crate::graph::Op;
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::ir::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::shape::numel;
 use crate::Tensor;
 
@@ -107,7 +106,7 @@ struct Group {
 const MAX_MEMBERS: usize = 256;
 
 fn is_elementwise(op: &Op) -> bool {
-    matches!(op, Op::Unary(_) | Op::Binary(_) | Op::Reshape)
+    op.is_elementwise()
 }
 
 /// Cuts the plan into kernels, in an order that respects dependencies. `max_slots` is the most
@@ -133,7 +132,7 @@ pub(crate) fn schedule(plan: &Plan, fuse: bool, max_slots: usize) -> Vec<Kernel>
 
     for t in plan.order.iter().rev() {
         let node = t.node();
-        if matches!(node.op, Op::Permute(_) | Op::Slice { .. }) {
+        if node.op.is_view() {
             continue; // views: read through, never run
         }
         if fuse && !outputs.contains(&node.id) {

@@ -8,12 +8,43 @@ use std::sync::{Arc, Mutex};
 const POOL_CAP_BYTES: u64 = 1 << 30;
 
 /// Size classes: four per power of two (at most 25% waste), at least 256 bytes.
-pub(crate) fn size_class(bytes: u64) -> u64 {
+fn size_class(bytes: u64) -> u64 {
     let b = bytes.max(256);
     let p = 63 - (b - 1).leading_zeros() as u64; // 2^p < b <= 2^(p+1)
     let base = 1u64 << p;
     let step = (base / 4).max(1);
     b.div_ceil(step) * step
+}
+
+/// Allocation of storage buffers through the pool.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    pool: Arc<Mutex<BufferPool>>,
+}
+
+impl Buffers {
+    /// A storage buffer of at least `elems` f32 (from the pool when one fits); the caller has
+    /// checked the size against the adapter (`Backend::check_alloc`).
+    pub fn alloc(&self, ctx: &super::context::Context, elems: usize) -> Arc<GpuBuffer> {
+        let bytes = (elems.max(4) as u64) * 4;
+        let class = size_class(bytes).min(ctx.max_binding_bytes());
+        let taken = self
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(class);
+        let buffer = taken.unwrap_or_else(|| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("tmath tensor"),
+                size: class,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        Arc::new(GpuBuffer::new(buffer, class, self.pool.clone()))
+    }
 }
 
 #[derive(Default)]
@@ -23,7 +54,7 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
-    pub fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
+    fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
         let b = self.free.get_mut(&class)?.pop()?;
         self.idle_bytes -= class;
         Some(b)
@@ -47,7 +78,7 @@ pub(crate) struct GpuBuffer {
 }
 
 impl GpuBuffer {
-    pub fn new(buffer: wgpu::Buffer, class: u64, pool: Arc<Mutex<BufferPool>>) -> Self {
+    fn new(buffer: wgpu::Buffer, class: u64, pool: Arc<Mutex<BufferPool>>) -> Self {
         GpuBuffer {
             buffer: Some(buffer),
             class,

@@ -4,9 +4,6 @@
 // strides (a transposed view costs nothing); a_base/b_base give each batch entry's offsets
 // (broadcast batch dims). The fused epilogue runs on each output element before it is stored.
 
-const MM_M: u32 = {M}u;
-const MM_N: u32 = {N}u;
-const MM_K: u32 = {K}u;
 const BM: u32 = {BM}u;
 const BN: u32 = {BN}u;
 const BK: u32 = {BK}u;
@@ -27,14 +24,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let abase = a_base(batch);
     let bbase = b_base(batch);
 {ACC_DECL}
-    for (var k0 = 0u; k0 < MM_K; k0 = k0 + BK) {
+    for (var k0 = 0u; k0 < {K}; k0 = k0 + BK) {
         for (var l = 0u; l < {LOADS_A}u; l = l + 1u) {
             let e = tid + l * 256u;
             let ar = e / BK;
             let ak = e % BK;
             var va = 0.0;
-            if (row0 + ar < MM_M && k0 + ak < MM_K) {
-                va = {A}[abase + (row0 + ar) * {ARS}u + (k0 + ak) * {ACS}u];
+            if (row0 + ar < {M} && k0 + ak < {K}) {
+                va = {A}[abase + (row0 + ar) * {ARS} + (k0 + ak) * {ACS}];
             }
             tile_a[ak * BM + ar] = va;
         }
@@ -43,8 +40,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let bk = e / BN;
             let bc = e % BN;
             var vb = 0.0;
-            if (k0 + bk < MM_K && col0 + bc < MM_N) {
-                vb = {B}[bbase + (k0 + bk) * {BRS}u + (col0 + bc) * {BCS}u];
+            if (k0 + bk < {K} && col0 + bc < {N}) {
+                vb = {B}[bbase + (k0 + bk) * {BRS} + (col0 + bc) * {BCS}];
             }
             tile_b[bk * BN + bc] = vb;
         }

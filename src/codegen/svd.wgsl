@@ -6,16 +6,11 @@
 // singular values), 4 finalize (sort descending, pack U | S | Vᵀ), 5 a whole sweep in one
 // workgroup (small matrices: replaces stage 1).
 
-const ROWS: u32 = {ROWS}u;
-const COLS: u32 = {COLS}u;
-const COLS2: u32 = {COLS2}u;
-const M: u32 = {M}u;
-const N: u32 = {N}u;
-const TALL: bool = {TALL};
+// Sizes (ROWS, COLS, ...) are literals in a specialized kernel and reads of the metadata
+// uniform in a generic one. Columns count as orthogonal once |cos| <= ROT_TOL: a few ulps of
+// an f32 dot product of ROWS terms.
 const STAGE: u32 = {STAGE}u;
 const WG: u32 = 256u;
-// Columns count as orthogonal once |cos| ≤ ROT_TOL: a few ulps of an f32 dot product of ROWS terms.
-const ROT_TOL: f32 = {ROT_TOL};
 
 struct Round {
     r: u32,
@@ -49,7 +44,7 @@ fn wg_sum3(x: vec3<f32>, lid: u32) -> vec3<f32> {
 }
 
 fn pair_of(round_index: u32, p: u32) -> vec2<u32> {
-    let last = COLS2 - 1u;
+    let last = {COLS2} - 1u;
     if (p == 0u) {
         return vec2<u32>(last, round_index);
     }
@@ -57,13 +52,13 @@ fn pair_of(round_index: u32, p: u32) -> vec2<u32> {
 }
 
 fn stage_init(g: u32) {
-    if (g < ROWS * COLS) {
-        let c = g / ROWS;
-        let r = g % ROWS;
-        w[g] = in0[{IN_OFF}u + r * {IN_RS}u + c * {IN_CS}u];
+    if (g < {ROWS} * {COLS}) {
+        let c = g / {ROWS};
+        let r = g % {ROWS};
+        w[g] = in0[{IN_OFF} + r * {IN_RS} + c * {IN_CS}];
     }
-    if (g < COLS * COLS) {
-        v[g] = select(0.0, 1.0, g / COLS == g % COLS);
+    if (g < {COLS} * {COLS}) {
+        v[g] = select(0.0, 1.0, g / {COLS} == g % {COLS});
     }
 }
 
@@ -71,12 +66,12 @@ fn stage_rotate(p: u32, lid: u32) {
     let ij = pair_of(rnd.r, p);
     let i = min(ij.x, ij.y);
     let j = max(ij.x, ij.y);
-    let valid_pair = j < COLS;
+    let valid_pair = j < {COLS};
     var part = vec3<f32>(0.0);
     if (valid_pair) {
-        for (var r = lid; r < ROWS; r = r + WG) {
-            let a = w[i * ROWS + r];
-            let b = w[j * ROWS + r];
+        for (var r = lid; r < {ROWS}; r = r + WG) {
+            let a = w[i * {ROWS} + r];
+            let b = w[j * {ROWS} + r];
             part = part + vec3<f32>(a * a, b * b, a * b);
         }
     }
@@ -86,7 +81,7 @@ fn stage_rotate(p: u32, lid: u32) {
         let beta = sums.y;
         let gamma = sums.z;
         flag = 0u;
-        if (valid_pair && abs(gamma) > ROT_TOL * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
+        if (valid_pair && abs(gamma) > {ROT_TOL} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
             let zeta = (beta - alpha) / (2.0 * gamma);
             let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
             let c = 1.0 / sqrt(1.0 + t * t);
@@ -99,17 +94,17 @@ fn stage_rotate(p: u32, lid: u32) {
     if (go == 1u) {
         let c = rot.x;
         let s = rot.y;
-        for (var r = lid; r < ROWS; r = r + WG) {
-            let a = w[i * ROWS + r];
-            let b = w[j * ROWS + r];
-            w[i * ROWS + r] = c * a - s * b;
-            w[j * ROWS + r] = s * a + c * b;
+        for (var r = lid; r < {ROWS}; r = r + WG) {
+            let a = w[i * {ROWS} + r];
+            let b = w[j * {ROWS} + r];
+            w[i * {ROWS} + r] = c * a - s * b;
+            w[j * {ROWS} + r] = s * a + c * b;
         }
-        for (var r = lid; r < COLS; r = r + WG) {
-            let a = v[i * COLS + r];
-            let b = v[j * COLS + r];
-            v[i * COLS + r] = c * a - s * b;
-            v[j * COLS + r] = s * a + c * b;
+        for (var r = lid; r < {COLS}; r = r + WG) {
+            let a = v[i * {COLS} + r];
+            let b = v[j * {COLS} + r];
+            v[i * {COLS} + r] = c * a - s * b;
+            v[j * {COLS} + r] = s * a + c * b;
         }
     }
 }
@@ -120,43 +115,43 @@ fn rotate_pair(round_index: u32, p: u32) {
     let ij = pair_of(round_index, p);
     let i = min(ij.x, ij.y);
     let j = max(ij.x, ij.y);
-    if (j >= COLS) {
+    if (j >= {COLS}) {
         return;
     }
     var alpha = 0.0;
     var beta = 0.0;
     var gamma = 0.0;
-    for (var r = 0u; r < ROWS; r = r + 1u) {
-        let a = w[i * ROWS + r];
-        let b = w[j * ROWS + r];
+    for (var r = 0u; r < {ROWS}; r = r + 1u) {
+        let a = w[i * {ROWS} + r];
+        let b = w[j * {ROWS} + r];
         alpha = alpha + a * a;
         beta = beta + b * b;
         gamma = gamma + a * b;
     }
-    if (abs(gamma) > ROT_TOL * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
+    if (abs(gamma) > {ROT_TOL} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
         let zeta = (beta - alpha) / (2.0 * gamma);
         let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
         let c = 1.0 / sqrt(1.0 + t * t);
         let s = c * t;
         atomicAdd(&counter[0], 1u);
-        for (var r = 0u; r < ROWS; r = r + 1u) {
-            let a = w[i * ROWS + r];
-            let b = w[j * ROWS + r];
-            w[i * ROWS + r] = c * a - s * b;
-            w[j * ROWS + r] = s * a + c * b;
+        for (var r = 0u; r < {ROWS}; r = r + 1u) {
+            let a = w[i * {ROWS} + r];
+            let b = w[j * {ROWS} + r];
+            w[i * {ROWS} + r] = c * a - s * b;
+            w[j * {ROWS} + r] = s * a + c * b;
         }
-        for (var r = 0u; r < COLS; r = r + 1u) {
-            let a = v[i * COLS + r];
-            let b = v[j * COLS + r];
-            v[i * COLS + r] = c * a - s * b;
-            v[j * COLS + r] = s * a + c * b;
+        for (var r = 0u; r < {COLS}; r = r + 1u) {
+            let a = v[i * {COLS} + r];
+            let b = v[j * {COLS} + r];
+            v[i * {COLS} + r] = c * a - s * b;
+            v[j * {COLS} + r] = s * a + c * b;
         }
     }
 }
 
 fn stage_sweep(lid: u32) {
-    for (var round_index = 0u; round_index < COLS2 - 1u; round_index = round_index + 1u) {
-        for (var p = lid; p < COLS2 / 2u; p = p + WG) {
+    for (var round_index = 0u; round_index < {COLS2} - 1u; round_index = round_index + 1u) {
+        for (var p = lid; p < {COLS2} / 2u; p = p + WG) {
             rotate_pair(round_index, p);
         }
         storageBarrier();
@@ -166,8 +161,8 @@ fn stage_sweep(lid: u32) {
 
 fn stage_normalize(c: u32, lid: u32) {
     var part = vec3<f32>(0.0);
-    for (var r = lid; r < ROWS; r = r + WG) {
-        let a = w[c * ROWS + r];
+    for (var r = lid; r < {ROWS}; r = r + WG) {
+        let a = w[c * {ROWS} + r];
         part.x = part.x + a * a;
     }
     let sigma = sqrt(wg_sum3(part, lid).x);
@@ -175,8 +170,8 @@ fn stage_normalize(c: u32, lid: u32) {
         aux[c] = sigma;
     }
     if (sigma > 0.0) {
-        for (var r = lid; r < ROWS; r = r + WG) {
-            w[c * ROWS + r] = w[c * ROWS + r] / sigma;
+        for (var r = lid; r < {ROWS}; r = r + WG) {
+            w[c * {ROWS} + r] = w[c * {ROWS} + r] / sigma;
         }
     }
 }
@@ -195,19 +190,19 @@ var<workgroup> best_index: array<u32, 256>;
 fn stage_complete(lid: u32) {
     if (lid == 0u) {
         var mx = 0.0;
-        for (var q = 0u; q < COLS; q = q + 1u) {
+        for (var q = 0u; q < {COLS}; q = q + 1u) {
             mx = max(mx, aux[q]);
         }
-        wtol = mx * f32(max(M, N)) * 1.2e-7;
+        wtol = mx * f32(max({M}, {N})) * 1.2e-7;
     }
     let tol = workgroupUniformLoad(&wtol);
-    for (var q = lid; q < COLS; q = q + WG) {
-        aux[COLS + q] = select(0.0, 1.0, aux[q] > tol);
+    for (var q = lid; q < {COLS}; q = q + WG) {
+        aux[{COLS} + q] = select(0.0, 1.0, aux[q] > tol);
     }
     storageBarrier();
-    for (var p = 0u; p < COLS; p = p + 1u) {
+    for (var p = 0u; p < {COLS}; p = p + 1u) {
         if (lid == 0u) {
-            wgood = aux[COLS + p];
+            wgood = aux[{COLS} + p];
         }
         if (workgroupUniformLoad(&wgood) > 0.5) {
             continue;
@@ -215,11 +210,11 @@ fn stage_complete(lid: u32) {
         // The best starting unit vector.
         var score = -1.0;
         var index = 0u;
-        for (var t = lid; t < ROWS; t = t + WG) {
+        for (var t = lid; t < {ROWS}; t = t + WG) {
             var inside = 0.0;
-            for (var q = 0u; q < COLS; q = q + 1u) {
-                if (aux[COLS + q] > 0.5) {
-                    let x = w[q * ROWS + t];
+            for (var q = 0u; q < {COLS}; q = q + 1u) {
+                if (aux[{COLS} + q] > 0.5) {
+                    let x = w[q * {ROWS} + t];
                     inside = inside + x * x;
                 }
             }
@@ -239,41 +234,41 @@ fn stage_complete(lid: u32) {
             workgroupBarrier();
         }
         let e = best_index[0];
-        for (var r = lid; r < ROWS; r = r + WG) {
-            w[p * ROWS + r] = select(0.0, 1.0, r == e);
+        for (var r = lid; r < {ROWS}; r = r + WG) {
+            w[p * {ROWS} + r] = select(0.0, 1.0, r == e);
         }
         storageBarrier();
         for (var twice = 0u; twice < 2u; twice = twice + 1u) {
-            for (var q = lid; q < COLS; q = q + WG) {
+            for (var q = lid; q < {COLS}; q = q + WG) {
                 var d = 0.0;
-                if (aux[COLS + q] > 0.5 && q != p) {
-                    for (var r = 0u; r < ROWS; r = r + 1u) {
-                        d = d + w[q * ROWS + r] * w[p * ROWS + r];
+                if (aux[{COLS} + q] > 0.5 && q != p) {
+                    for (var r = 0u; r < {ROWS}; r = r + 1u) {
+                        d = d + w[q * {ROWS} + r] * w[p * {ROWS} + r];
                     }
                 }
-                aux[2u * COLS + q] = d;
+                aux[2u * {COLS} + q] = d;
             }
             storageBarrier();
-            for (var r = lid; r < ROWS; r = r + WG) {
-                var x = w[p * ROWS + r];
-                for (var q = 0u; q < COLS; q = q + 1u) {
-                    x = x - aux[2u * COLS + q] * w[q * ROWS + r];
+            for (var r = lid; r < {ROWS}; r = r + WG) {
+                var x = w[p * {ROWS} + r];
+                for (var q = 0u; q < {COLS}; q = q + 1u) {
+                    x = x - aux[2u * {COLS} + q] * w[q * {ROWS} + r];
                 }
-                w[p * ROWS + r] = x;
+                w[p * {ROWS} + r] = x;
             }
             storageBarrier();
         }
         var part = vec3<f32>(0.0);
-        for (var r = lid; r < ROWS; r = r + WG) {
-            let a = w[p * ROWS + r];
+        for (var r = lid; r < {ROWS}; r = r + WG) {
+            let a = w[p * {ROWS} + r];
             part.x = part.x + a * a;
         }
         let nrm = sqrt(wg_sum3(part, lid).x);
-        for (var r = lid; r < ROWS; r = r + WG) {
-            w[p * ROWS + r] = w[p * ROWS + r] / nrm;
+        for (var r = lid; r < {ROWS}; r = r + WG) {
+            w[p * {ROWS} + r] = w[p * {ROWS} + r] / nrm;
         }
         if (lid == 0u) {
-            aux[COLS + p] = 1.0;
+            aux[{COLS} + p] = 1.0;
         }
         storageBarrier();
     }
@@ -284,30 +279,30 @@ fn stage_complete(lid: u32) {
 fn stage_finalize(p: u32, lid: u32) {
     let sp = aux[p];
     var rank = 0u;
-    for (var q = 0u; q < COLS; q = q + 1u) {
+    for (var q = 0u; q < {COLS}; q = q + 1u) {
         let sq = aux[q];
         if (sq > sp || (sq == sp && q < p)) {
             rank = rank + 1u;
         }
     }
-    let k = COLS;
+    let k = {COLS};
     if (lid == 0u) {
-        out[M * k + rank] = sp;
+        out[{M} * k + rank] = sp;
     }
-    let vt0 = M * k + k;
-    if (TALL) {
-        for (var r = lid; r < M; r = r + WG) {
-            out[r * k + rank] = w[p * ROWS + r];
+    let vt0 = {M} * k + k;
+    if ({TALL}) {
+        for (var r = lid; r < {M}; r = r + WG) {
+            out[r * k + rank] = w[p * {ROWS} + r];
         }
-        for (var c = lid; c < N; c = c + WG) {
-            out[vt0 + rank * N + c] = v[p * COLS + c];
+        for (var c = lid; c < {N}; c = c + WG) {
+            out[vt0 + rank * {N} + c] = v[p * {COLS} + c];
         }
     } else {
-        for (var r = lid; r < M; r = r + WG) {
-            out[r * k + rank] = v[p * COLS + r];
+        for (var r = lid; r < {M}; r = r + WG) {
+            out[r * k + rank] = v[p * {COLS} + r];
         }
-        for (var c = lid; c < N; c = c + WG) {
-            out[vt0 + rank * N + c] = w[p * ROWS + c];
+        for (var c = lid; c < {N}; c = c + WG) {
+            out[vt0 + rank * {N} + c] = w[p * {ROWS} + c];
         }
     }
 }

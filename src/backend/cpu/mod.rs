@@ -1,5 +1,7 @@
 //! The CPU backend: the reference implementation of every op and the fallback device.
-//! It interprets the plan node by node; each op's kernel lives with the op in `crate::ops`.
+//! It interprets the plan node by node with the kernels of `kernels.rs`.
+
+mod kernels;
 
 use std::sync::Arc;
 
@@ -7,8 +9,8 @@ use super::{Backend, BoxFuture, Storage};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::eval::Plan;
-use crate::graph::{Node, Op, Value};
-use crate::ops;
+use crate::graph::{Node, Value};
+use crate::ir::Op;
 use crate::shape::{numel, Layout};
 
 pub(crate) struct CpuBackend;
@@ -17,21 +19,6 @@ impl CpuBackend {
     pub fn new() -> Self {
         CpuBackend
     }
-}
-
-/// Fills `out` in chunks, `f(start index, chunk)`: on several threads natively when the work is
-/// large enough to pay for it, in one call otherwise (and always on wasm).
-pub(crate) fn par_map(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    #[cfg(not(target_arch = "wasm32"))]
-    if out.len() >= 1 << 16 {
-        use rayon::prelude::*;
-        const CHUNK: usize = 1 << 15;
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, chunk)| f(c * CHUNK, chunk));
-        return;
-    }
-    f(0, out);
 }
 
 /// A CPU value's buffer and layout.
@@ -58,33 +45,33 @@ fn run_node(node: &Node, inputs: &[Value]) -> Result<Value> {
     let out = match &node.op {
         Op::Unary(u) => {
             let (x, l) = input(0)?;
-            ops::unary::cpu(*u, x, l)
+            kernels::unary(*u, x, l)
         }
         Op::Binary(b) => {
             let (a, la) = input(0)?;
             let (c, lc) = input(1)?;
-            ops::binary::cpu(*b, a, la, c, lc, &node.shape)
+            kernels::binary(*b, a, la, c, lc, &node.shape)
         }
-        Op::Reduce { op, axes, keepdim } => {
+        Op::Reduce { op, axes, .. } => {
             let (x, l) = input(0)?;
-            ops::reduce::cpu(*op, x, l, axes, *keepdim)
+            kernels::reduce(*op, x, l, axes)
         }
         Op::Softmax { axis, log } => {
             let (x, l) = input(0)?;
-            ops::softmax::cpu(x, l, *axis, *log)
+            kernels::softmax(x, l, *axis, *log)
         }
         Op::MatMul => {
             let (a, la) = input(0)?;
             let (b, lb) = input(1)?;
-            ops::matmul::cpu(a, la, b, lb, &node.shape)
+            kernels::matmul(a, la, b, lb, &node.shape)
         }
         Op::Reshape => {
             let (x, l) = input(0)?;
-            ops::movement::gather(x, l)
+            kernels::gather(x, l)
         }
         Op::Svd { m, n } => {
             let (x, l) = input(0)?;
-            ops::linalg::cpu_svd(x, l, *m, *n)?
+            kernels::svd(x, l, *m, *n)?
         }
         Op::Data | Op::Randn { .. } | Op::Permute(_) | Op::Slice { .. } => {
             return Err(Error::device(format!(
@@ -134,7 +121,7 @@ impl Backend for CpuBackend {
     ) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let (data, layout) = host(value)?;
-            Ok(ops::movement::gather(data, layout))
+            Ok(kernels::gather(data, layout))
         })
     }
 }

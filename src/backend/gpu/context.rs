@@ -1,0 +1,188 @@
+//! The device context: adapter, device, queue, limits and features, and the errors the device
+//! reports asynchronously. Everything else in the backend talks to wgpu through this.
+
+use std::sync::{Arc, Mutex};
+
+use super::lock;
+use crate::error::{Error, Result};
+
+pub(crate) struct Context {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// Threads per workgroup of 1-D kernels (a power of two within the limits, at most 256).
+    pub wg: u32,
+    /// The adapter has timestamp queries (natively only; used when profiling is on).
+    pub timestamps: bool,
+    /// The adapter can keep a driver pipeline cache (natively, and not turned off).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub pipeline_cache: bool,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Context {
+    pub async fn new() -> Result<Context> {
+        let unavailable = |message: String| Error::Unavailable {
+            backend: "wgpu",
+            message,
+        };
+        // Outside browsers with WebGPU (Node, WebKit), wgpu must not be asked at all.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let navigator =
+                js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or_default();
+            let gpu = if navigator.is_object() {
+                js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or_default()
+            } else {
+                navigator
+            };
+            if !gpu.is_object() {
+                return Err(unavailable(
+                    "this JavaScript environment has no navigator.gpu (WebGPU)".into(),
+                ));
+            }
+        }
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(format!("no adapter: {e}")))?;
+        let limits = adapter.limits();
+        // Timestamp queries let the benchmark separate kernel time from submit/wait overhead.
+        // A pipeline cache on disk lets a second process skip the driver's shader compiles.
+        let pipeline_cache = cfg!(not(target_arch = "wasm32"))
+            && adapter.features().contains(wgpu::Features::PIPELINE_CACHE)
+            && std::env::var("TMATH_PIPELINE_CACHE").map_or(true, |v| v != "off");
+        let timestamps = cfg!(not(target_arch = "wasm32"))
+            && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("tmath"),
+                required_features: {
+                    let mut f = wgpu::Features::empty();
+                    if timestamps {
+                        f |= wgpu::Features::TIMESTAMP_QUERY;
+                    }
+                    if pipeline_cache {
+                        f |= wgpu::Features::PIPELINE_CACHE;
+                    }
+                    f
+                },
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(format!("request_device: {e}")))?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e| lock(&sink).push(e.to_string())));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            lock(&sink).push(format!("device lost ({reason:?}): {msg}"))
+        });
+        let wg = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x)
+            .min(256);
+        let wg = 1 << (31 - wg.max(1).leading_zeros()); // a power of two
+        Ok(Context {
+            info: adapter.get_info(),
+            device,
+            queue,
+            limits,
+            wg,
+            timestamps,
+            pipeline_cache,
+            errors,
+        })
+    }
+
+    /// Fails with the errors the device reported since the last check (and forgets them).
+    pub fn check_errors(&self) -> Result<()> {
+        let mut errs = lock(&self.errors);
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let msg = errs.join("; ");
+        errs.clear();
+        Err(Error::device(msg))
+    }
+
+    /// The largest buffer a kernel can bind.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Inputs one kernel may bind as storage buffers (after the output).
+    pub fn max_slots(&self) -> usize {
+        (self.limits.max_storage_buffers_per_shader_stage as usize)
+            .saturating_sub(1)
+            .clamp(1, 15)
+    }
+
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    pub fn new_encoder(&self) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("tmath"),
+            })
+    }
+
+    /// (x, y) workgroup counts covering `n` workgroups within the per-dimension limit.
+    pub fn grid(&self, op: &'static str, n: usize) -> Result<(u32, u32)> {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1) as usize;
+        if n <= max {
+            return Ok((n as u32, 1));
+        }
+        let y = n.div_ceil(max);
+        if y > max {
+            return Err(Error::TooLarge {
+                op,
+                message: format!("{n} workgroups exceed the dispatch limit"),
+            });
+        }
+        Ok((max as u32, y as u32))
+    }
+
+    /// The workgroup grid of a kernel's launch, checked against the dispatch limits.
+    pub fn launch_grid(
+        &self,
+        op: &'static str,
+        groups: crate::codegen::Groups,
+    ) -> Result<[u32; 3]> {
+        match groups {
+            crate::codegen::Groups::Flat(n) => self.grid(op, n).map(|(x, y)| [x, y, 1]),
+            crate::codegen::Groups::Grid(g) => {
+                let max = self.limits.max_compute_workgroups_per_dimension as usize;
+                if g.iter().any(|&d| d > max) {
+                    return Err(Error::TooLarge {
+                        op,
+                        message: format!("a grid of {g:?} workgroups exceeds the dispatch limit"),
+                    });
+                }
+                Ok(g.map(|d| d as u32))
+            }
+        }
+    }
+
+    /// Waits for all submitted work.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::device(e.to_string()))?;
+        Ok(())
+    }
+}

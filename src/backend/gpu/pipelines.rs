@@ -1,0 +1,427 @@
+//! Compiled pipelines: the bind layouts, the in-memory cache (least recently used evicted first,
+//! bounded by count and by estimated bytes), and the driver's cache on disk.
+//!
+//! Keys: a specialized kernel is cached by its whole [`KernelDesc`]; a generic one by its WGSL
+//! text (which depends only on the kernel's structure), so every shape of a structure shares
+//! one pipeline. A small memo maps a description to its generic text key and metadata, so a
+//! repeated shape does not render again.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use super::context::Context;
+use super::lock;
+use crate::codegen::{self, Bindings, KernelDesc, Variant};
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// Pipelines kept before the least recently used is dropped.
+const CACHE_CAPACITY: usize = 1024;
+/// Default byte budget of the pipeline cache (`TMATH_PIPELINE_CACHE_MB` overrides it).
+const CACHE_BUDGET_MB: u64 = 256;
+/// Descriptions remembered with their generic key and metadata (cleared when full).
+const MEMO_CAPACITY: usize = 4096;
+
+/// A generic kernel's WGSL, hashed once.
+#[derive(Clone)]
+struct TextKey {
+    hash: u64,
+    text: Arc<str>,
+}
+
+impl TextKey {
+    fn new(text: String) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        TextKey {
+            hash: h.finish(),
+            text: text.into(),
+        }
+    }
+}
+
+impl Hash for TextKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for TextKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for TextKey {}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Specialized(KernelDesc),
+    Generic(TextKey),
+}
+
+struct Entry {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    last_used: u64,
+    bytes: u64,
+}
+
+/// The in-memory cache.
+struct Cache {
+    entries: HashMap<Key, Entry>,
+    /// Description → generic key and metadata.
+    memo: HashMap<KernelDesc, (TextKey, Arc<[u32]>)>,
+    tick: u64,
+    bytes: u64,
+    budget: u64,
+}
+
+impl Cache {
+    fn get(&mut self, key: &Key) -> Option<Arc<wgpu::ComputePipeline>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|e| {
+            e.last_used = tick;
+            e.pipeline.clone()
+        })
+    }
+
+    fn insert(&mut self, key: Key, pipeline: Arc<wgpu::ComputePipeline>, bytes: u64) {
+        while !self.entries.is_empty()
+            && (self.entries.len() >= CACHE_CAPACITY || self.bytes + bytes > self.budget)
+        {
+            let Some(old) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&old) {
+                self.bytes -= e.bytes;
+            }
+        }
+        self.tick += 1;
+        self.bytes += bytes;
+        self.entries.insert(
+            key,
+            Entry {
+                pipeline,
+                last_used: self.tick,
+                bytes,
+            },
+        );
+    }
+}
+
+/// The estimated memory of one pipeline compiled from `wgsl_len` bytes of WGSL (driver code
+/// and metadata: measured about 1.4 MiB a pipeline on lavapipe, whose LLVM JIT keeps machine
+/// code and IR per pipeline).
+fn cost(wgsl_len: usize, software: bool) -> u64 {
+    if software {
+        (1 << 20) + 64 * wgsl_len as u64
+    } else {
+        (64 << 10) + 16 * wgsl_len as u64
+    }
+}
+
+/// A bind group layout and the pipeline layout made of it.
+pub(crate) type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
+
+/// A pipeline ready to dispatch, with the metadata its generic kernel reads (empty otherwise).
+pub(crate) struct Compiled {
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub meta: Arc<[u32]>,
+}
+
+pub(crate) struct Pipelines {
+    cache: Mutex<Cache>,
+    layouts: Mutex<HashMap<(Bindings, bool), Layouts>>,
+    /// The driver's pipeline cache, kept on disk between processes (natively, where supported).
+    #[cfg(not(target_arch = "wasm32"))]
+    disk: Option<DiskCache>,
+}
+
+impl Pipelines {
+    #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
+    pub fn new(ctx: &Context) -> Self {
+        let budget = std::env::var("TMATH_PIPELINE_CACHE_MB")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(CACHE_BUDGET_MB)
+            << 20;
+        Pipelines {
+            cache: Mutex::new(Cache {
+                entries: HashMap::new(),
+                memo: HashMap::new(),
+                tick: 0,
+                bytes: 0,
+                budget,
+            }),
+            layouts: Mutex::default(),
+            #[cfg(not(target_arch = "wasm32"))]
+            disk: if ctx.pipeline_cache {
+                DiskCache::open(&ctx.device, &ctx.info)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The bind group layout (and pipeline layout) of `bindings`, with the metadata uniform
+    /// of a generic kernel when `meta`.
+    pub fn layout(&self, ctx: &Context, bindings: Bindings, meta: bool) -> Layouts {
+        let mut layouts = lock(&self.layouts);
+        layouts
+            .entry((bindings, meta))
+            .or_insert_with(|| {
+                let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                };
+                let uniform = |binding: u32, dynamic: bool| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: dynamic,
+                        // The round uniform is 16 bytes; the metadata's size varies.
+                        min_binding_size: if dynamic {
+                            wgpu::BufferSize::new(16)
+                        } else {
+                            None
+                        },
+                    },
+                    count: None,
+                };
+                let mut entries: Vec<wgpu::BindGroupLayoutEntry> = match bindings {
+                    Bindings::Slots(n) => (0..=n as u32).map(|b| storage(b, b > 0)).collect(),
+                    Bindings::Svd => {
+                        let mut e: Vec<_> = (0..6u32).map(|b| storage(b, b == 1)).collect();
+                        e.push(uniform(6, true));
+                        e
+                    }
+                };
+                if meta {
+                    entries.push(uniform(bindings.meta_binding(), false));
+                }
+                let bgl = ctx
+                    .device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: None,
+                        entries: &entries,
+                    });
+                let pl = ctx
+                    .device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: None,
+                        bind_group_layouts: &[Some(&bgl)],
+                        immediate_size: 0,
+                    });
+                (Arc::new(bgl), Arc::new(pl))
+            })
+            .clone()
+    }
+
+    /// The pipeline of a kernel in `variant`: from the cache (JIT on), or compiled now. With
+    /// the JIT off nothing is cached and every call compiles (the old engine's behaviour).
+    pub fn get(
+        &self,
+        ctx: &Context,
+        desc: &KernelDesc,
+        variant: Variant,
+        device: &Device,
+    ) -> Result<Compiled> {
+        let cached = device.jit() == crate::device::JitMode::On;
+        let bindings = desc.launch().bindings;
+        let generic = variant == Variant::Generic;
+        // Find the key (rendering a generic kernel the first time its description is seen).
+        let (key, meta, mut source) = if !generic {
+            (Key::Specialized(desc.clone()), Arc::from(vec![]), None)
+        } else {
+            let memo = lock(&self.cache).memo.get(desc).cloned();
+            match memo {
+                Some((text, meta)) => (Key::Generic(text), meta, None),
+                None => {
+                    let src = codegen::render(desc, Variant::Generic);
+                    let text = TextKey::new(src.text);
+                    let meta: Arc<[u32]> = src.meta.into();
+                    if cached {
+                        let mut cache = lock(&self.cache);
+                        if cache.memo.len() >= MEMO_CAPACITY {
+                            cache.memo.clear();
+                        }
+                        cache
+                            .memo
+                            .insert(desc.clone(), (text.clone(), meta.clone()));
+                    }
+                    let source = text.text.to_string();
+                    (Key::Generic(text), meta, Some(source))
+                }
+            }
+        };
+        if cached {
+            if let Some(pipeline) = lock(&self.cache).get(&key) {
+                device.record(|s| s.cache_hits += 1);
+                return Ok(Compiled { pipeline, meta });
+            }
+        }
+        let source = match source.take() {
+            Some(s) => s,
+            None => match &key {
+                Key::Generic(t) => t.text.to_string(),
+                Key::Specialized(_) => codegen::render(desc, Variant::Specialized).text,
+            },
+        };
+        codegen::log_compiled(&source);
+        let bytes = cost(source.len(), ctx.is_software());
+        let (_, pl) = self.layout(ctx, bindings, generic);
+        let t0 = web_time_now();
+        let module = ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("tmath kernel"),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline = Arc::new(ctx.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some("tmath kernel"),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: self.disk_cache(),
+            },
+        ));
+        let dt = web_time_now().saturating_sub(t0);
+        device.record(|s| {
+            s.compiles += 1;
+            s.compile_time += dt;
+        });
+        ctx.check_errors()
+            .map_err(|e| Error::device(format!("compiling a {:?} kernel: {e}", desc.name())))?;
+        if cached {
+            lock(&self.cache).insert(key, pipeline.clone(), bytes);
+        }
+        Ok(Compiled { pipeline, meta })
+    }
+
+    /// The on-disk pipeline cache to compile through (marked as changed), if any.
+    fn disk_cache(&self) -> Option<&wgpu::PipelineCache> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(d) = &self.disk {
+            d.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Some(&d.cache);
+        }
+        None
+    }
+
+    /// Writes the disk cache if pipelines were added.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&self) {
+        if let Some(d) = &self.disk {
+            d.save();
+        }
+    }
+}
+
+/// wgpu's `PipelineCache` loaded from and saved to a file keyed by adapter and driver
+/// (`$TMATH_CACHE_DIR`, else `$XDG_CACHE_HOME/tmath`, else `~/.cache/tmath`; set
+/// `TMATH_PIPELINE_CACHE=off` to disable). It only speeds up compiles; it never changes results.
+#[cfg(not(target_arch = "wasm32"))]
+struct DiskCache {
+    cache: wgpu::PipelineCache,
+    path: std::path::PathBuf,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl DiskCache {
+    fn open(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> Option<DiskCache> {
+        let key = wgpu::util::pipeline_cache_key(info)?;
+        let dir = std::env::var_os("TMATH_CACHE_DIR")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME")
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
+                    })
+                    .map(|d| d.join("tmath"))
+            })?;
+        let path = dir.join(key);
+        let data = std::fs::read(&path).ok();
+        // SAFETY: the data was written by `get_data` of a cache for the same adapter and driver
+        // (the file name is wgpu's key for both); `fallback: true` makes wgpu start empty when
+        // the driver rejects it.
+        let cache = unsafe {
+            device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                label: Some("tmath"),
+                data: data.as_deref(),
+                fallback: true,
+            })
+        };
+        Some(DiskCache {
+            cache,
+            path,
+            dirty: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Writes the cache if pipelines were added (atomically: a temporary file, then a rename).
+    fn save(&self) {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Some(data) = self.cache.get_data() else {
+            return;
+        };
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let ok = self
+            .path
+            .parent()
+            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+            && std::fs::write(&tmp, &data).is_ok()
+            && std::fs::rename(&tmp, &self.path).is_ok();
+        if !ok {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// Monotonic time for compile measurements (`std::time::Instant` panics on wasm32).
+pub(crate) fn web_time_now() -> std::time::Duration {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+    // In pages, workers and Node: `performance.now()` (milliseconds, sub-millisecond resolution
+    // where the browser allows it); zero where there is no such clock.
+    #[cfg(target_arch = "wasm32")]
+    {
+        let ms = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+            .ok()
+            .filter(|p| p.is_object())
+            .and_then(|p| {
+                let now = js_sys::Reflect::get(&p, &"now".into()).ok()?;
+                if !now.is_function() {
+                    return None;
+                }
+                js_sys::Function::from(now).call0(&p).ok()?.as_f64()
+            })
+            .unwrap_or(0.0);
+        std::time::Duration::from_secs_f64(ms.max(0.0) / 1e3)
+    }
+}

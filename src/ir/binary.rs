@@ -1,0 +1,119 @@
+//! Elementwise functions of two tensors (numpy broadcasting): the whole definition of each.
+//!
+//! To add one: a line in [`binary_list!`], then its arms in [`BinaryOp::eval`],
+//! [`BinaryOp::wgsl`] and `BinaryOp::mlx`.
+
+/// The binary ops: `Variant => method;`, each with the doc of its `Tensor` method.
+macro_rules! binary_list {
+    ($m:ident) => {
+        $m! {
+            /// Elementwise `a + b`.
+            Add => add;
+            /// Elementwise `a - b`.
+            Sub => sub;
+            /// Elementwise `a · b`.
+            Mul => mul;
+            /// Elementwise `a / b` (IEEE: `x/0` is ±inf, `0/0` NaN).
+            Div => div;
+            /// Elementwise `aᵇ` (IEEE `powf`: a negative base with a non-integer exponent is NaN).
+            Pow => pow;
+            /// Elementwise maximum (NaN if either is NaN).
+            Maximum => maximum;
+            /// Elementwise minimum (NaN if either is NaN).
+            Minimum => minimum;
+        }
+    };
+}
+pub(crate) use binary_list;
+
+macro_rules! define_binary {
+    ($($(#[$doc:meta])* $variant:ident => $method:ident;)*) => {
+        /// An elementwise function of two arguments.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub(crate) enum BinaryOp {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl BinaryOp {
+            /// Every binary op, in the order of the list.
+            #[allow(dead_code)]
+            pub const ALL: &'static [BinaryOp] = &[$(BinaryOp::$variant,)*];
+
+            /// The name users know (the Rust method).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(BinaryOp::$variant => stringify!($method),)*
+                }
+            }
+        }
+    };
+}
+binary_list!(define_binary);
+
+impl BinaryOp {
+    /// The op called `name`, if there is one.
+    #[allow(dead_code)]
+    pub fn from_name(name: &str) -> Option<BinaryOp> {
+        BinaryOp::ALL.iter().copied().find(|op| op.name() == name)
+    }
+
+    /// The f32 reference for one pair (NaN in either operand of maximum/minimum gives NaN).
+    pub fn eval(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Maximum => {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.max(b)
+                }
+            }
+            BinaryOp::Minimum => {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.min(b)
+                }
+            }
+        }
+    }
+
+    /// The WGSL expression for one pair (helpers `tm_*` live in `src/codegen/prelude.wgsl`;
+    /// the arithmetic ones keep IEEE results for NaN and infinite operands, which shader
+    /// compilers may otherwise fold away, e.g. `x - x` to 0).
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn wgsl(self, a: &str, b: &str) -> String {
+        match self {
+            BinaryOp::Add => format!("tm_add({a}, {b})"),
+            BinaryOp::Sub => format!("tm_sub({a}, {b})"),
+            BinaryOp::Mul => format!("tm_mul({a}, {b})"),
+            BinaryOp::Div => format!("tm_div({a}, {b})"),
+            BinaryOp::Pow => format!("tm_pow({a}, {b})"),
+            BinaryOp::Maximum => format!("tm_max({a}, {b})"),
+            BinaryOp::Minimum => format!("tm_min({a}, {b})"),
+        }
+    }
+
+    /// The op as an MLX operation.
+    #[cfg(all(feature = "mlx", not(target_arch = "wasm32")))]
+    pub fn mlx(
+        self,
+        a: &mlx_rs::Array,
+        b: &mlx_rs::Array,
+    ) -> Result<mlx_rs::Array, mlx_rs::error::Exception> {
+        use mlx_rs::ops;
+        match self {
+            BinaryOp::Add => a.add(b),
+            BinaryOp::Sub => a.subtract(b),
+            BinaryOp::Mul => a.multiply(b),
+            BinaryOp::Div => a.divide(b),
+            BinaryOp::Pow => a.power(b),
+            BinaryOp::Maximum => ops::maximum(a, b),
+            BinaryOp::Minimum => ops::minimum(a, b),
+        }
+    }
+}
