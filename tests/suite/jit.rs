@@ -1,0 +1,217 @@
+//! The JIT: results equal with it off, fused shapes, the pipeline cache, fusion counts.
+
+#![allow(unused_imports)]
+
+use super::check::*;
+use tmath::{Device, Error, JitMode, Tensor};
+
+pub async fn jit_mode_keeps_results(dev: &Device) {
+    let (a, _) = rand_tensor(dev, &[24, 40], 8, -2.0, 2.0);
+    let (b, _) = rand_tensor(dev, &[40], 9, -2.0, 2.0);
+    let graph = |a: &Tensor| {
+        a.add(&b)
+            .unwrap()
+            .gelu()
+            .unwrap()
+            .mul(a)
+            .unwrap()
+            .softmax(1)
+            .unwrap()
+            .sum(&[0], false)
+            .unwrap()
+    };
+    assert_eq!(dev.jit(), JitMode::On);
+    let on = read(&graph(&a), &[40]).await;
+    dev.set_jit(JitMode::Off);
+    let off = read(&graph(&a), &[40]).await;
+    dev.set_jit(JitMode::On);
+    assert_close("jit on vs off", &on, &to_f64(&off), 1e-5, 1e-5);
+}
+
+pub async fn elementwise_chain_fused_shapes(dev: &Device) {
+    // A chain over several shapes with broadcasts, views and shared inputs: the kind of graph the
+    // GPU backend fuses into few kernels.
+    let (x, dx) = rand_tensor(dev, &[17, 23], 10, -3.0, 3.0);
+    let (r, dr) = rand_tensor(dev, &[23], 11, 0.5, 1.5);
+    let (c, dc) = rand_tensor(dev, &[17, 1], 12, -1.0, 1.0);
+    let y = x
+        .mul(&r)
+        .unwrap()
+        .add(&c)
+        .unwrap()
+        .tanh()
+        .unwrap()
+        .mul(&x)
+        .unwrap()
+        .sub(&x.abs().unwrap())
+        .unwrap()
+        .sigmoid()
+        .unwrap();
+    let z = y
+        .transpose(0, 1)
+        .unwrap()
+        .exp()
+        .unwrap()
+        .add(&r.reshape(&[23, 1]).unwrap())
+        .unwrap();
+    let got = read(&z, &[23, 17]).await;
+    let mut want = vec![0f64; 23 * 17];
+    for i in 0..17 {
+        for j in 0..23 {
+            let xv = dx[i * 23 + j] as f64;
+            let t = (xv * dr[j] as f64 + dc[i] as f64).tanh() * xv - xv.abs();
+            let s = 1.0 / (1.0 + (-t).exp());
+            want[j * 17 + i] = s.exp() + dr[j] as f64;
+        }
+    }
+    assert_close("chain", &got, &want, 1e-5, 1e-5);
+}
+
+/// With `JitMode::On` a second evaluation of the same graph with other data compiles nothing;
+/// a new shape compiles. The CPU device never compiles.
+pub async fn jit_caches_pipelines(dev: &Device) {
+    let gpu = dev.backend_name() != "cpu";
+    let run = |m: usize, seed: u64| {
+        let dev = dev.clone();
+        async move {
+            let (a, _) = rand_tensor(&dev, &[m, 24], seed, -1.0, 1.0);
+            let (w, _) = rand_tensor(&dev, &[24, 16], seed + 1, -1.0, 1.0);
+            let (b, _) = rand_tensor(&dev, &[16], seed + 2, -1.0, 1.0);
+            let y = a.matmul(&w).unwrap().add(&b).unwrap().gelu().unwrap();
+            let p = y
+                .softmax(1)
+                .unwrap()
+                .mul(&y)
+                .unwrap()
+                .sum(&[0], false)
+                .unwrap();
+            read(&p, &[16]).await
+        }
+    };
+    let s0 = dev.stats();
+    let first = run(20, 1).await;
+    let s1 = dev.stats();
+    let second = run(20, 11).await;
+    let s2 = dev.stats();
+    assert_ne!(first, second, "new data must give new results");
+    assert_eq!(
+        s2.compiles, s1.compiles,
+        "same graph, same shapes: nothing may compile"
+    );
+    if gpu {
+        assert!(s1.compiles > s0.compiles, "the first evaluation compiles");
+        assert!(
+            s2.cache_hits > s1.cache_hits,
+            "the second evaluation hits the cache"
+        );
+        #[cfg(not(target_arch = "wasm32"))]
+        assert!(
+            s1.compile_time > s0.compile_time,
+            "compiling takes measurable time"
+        );
+    }
+    run(21, 3).await;
+    let s3 = dev.stats();
+    if dev.backend_name() == "wgpu" && tmath::debug::generic_kernels(dev) {
+        assert_eq!(
+            s3.compiles, s2.compiles,
+            "generic kernels: a new shape compiles nothing"
+        );
+    } else if gpu {
+        assert!(s3.compiles > s2.compiles, "a new shape compiles");
+    } else {
+        assert_eq!(s3.compiles, 0, "the CPU device has no pipelines");
+    }
+}
+
+/// Fusion: an 8-op elementwise chain is one dispatch with the JIT on and at least 8 with it
+/// off (each rebuilt on every evaluation); softmax and matmul take their prologue/epilogue.
+pub async fn jit_fuses_kernels(dev: &Device) {
+    // Kernel counts are ours to check on wgpu only: MLX decides its own kernels, and counts one
+    // compiled-function call per evaluation with the JIT on and one op per dispatch with it off.
+    let gpu = dev.backend_name() == "wgpu";
+    let (x, dx) = rand_tensor(dev, &[64, 48], 5, -1.0, 1.0);
+    let c = Tensor::scalar(0.75, dev).unwrap();
+    let chain = |x: &Tensor| {
+        x.mul(&c)
+            .unwrap()
+            .add(&c)
+            .unwrap()
+            .tanh()
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .neg()
+            .unwrap()
+            .exp()
+            .unwrap()
+            .sigmoid()
+            .unwrap()
+    };
+    let want: Vec<f64> = dx
+        .iter()
+        .map(|&v| {
+            let t = (-(v as f64 * 0.75 + 0.75).tanh().abs().sqrt()).exp();
+            1.0 / (1.0 + (-t).exp())
+        })
+        .collect();
+    let dispatches = |f: &dyn Fn() -> Tensor, shape: Vec<usize>| {
+        let dev = dev.clone();
+        let t = f();
+        async move {
+            let before = dev.stats();
+            let v = read(&t, &shape).await;
+            let after = dev.stats();
+            (
+                v,
+                after.dispatches - before.dispatches,
+                after.compiles - before.compiles,
+            )
+        }
+    };
+    let (on, n_on, _) = dispatches(&|| chain(&x), vec![64, 48]).await;
+    assert_close("chain (jit on)", &on, &want, 1e-6, 1e-5);
+    dev.set_jit(JitMode::Off);
+    let (off, n_off, c_off) = dispatches(&|| chain(&x), vec![64, 48]).await;
+    let (_, _, c_off2) = dispatches(&|| chain(&x), vec![64, 48]).await;
+    dev.set_jit(JitMode::On);
+    assert_close("chain (jit off)", &off, &to_f64(&on), 1e-6, 1e-6);
+    assert!(n_off >= 8, "JIT off: one dispatch per op, got {n_off}");
+    if dev.backend_name() == "mlx" {
+        assert_eq!(n_on, 1, "JIT on: one compiled MLX call");
+        assert_eq!(
+            (c_off, c_off2),
+            (0, 0),
+            "JIT off: MLX runs eagerly, compiles nothing"
+        );
+    }
+    if gpu {
+        assert_eq!(n_on, 1, "JIT on: the 8-op chain must be one kernel");
+        assert!(
+            c_off >= 8 && c_off2 >= 8,
+            "JIT off rebuilds every pipeline on every evaluation ({c_off}, {c_off2})"
+        );
+        let (_, n, _) = dispatches(
+            &|| x.mul(&c).unwrap().add(&c).unwrap().softmax(1).unwrap(),
+            vec![64, 48],
+        )
+        .await;
+        assert_eq!(n, 1, "softmax with its elementwise prologue is one kernel");
+        let (_, n, _) = dispatches(
+            &|| x.mul(&x).unwrap().sum(&[1], false).unwrap().sqrt().unwrap(),
+            vec![64],
+        )
+        .await;
+        assert_eq!(n, 1, "sum with prologue and epilogue is one kernel");
+        let (w, _) = rand_tensor(dev, &[48, 32], 6, -1.0, 1.0);
+        let (b, _) = rand_tensor(dev, &[32], 7, -1.0, 1.0);
+        let (_, n, _) = dispatches(
+            &|| x.matmul(&w).unwrap().add(&b).unwrap().gelu().unwrap(),
+            vec![64, 32],
+        )
+        .await;
+        assert_eq!(n, 1, "matmul + bias + gelu is one kernel");
+    }
+}

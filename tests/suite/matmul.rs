@@ -1,0 +1,50 @@
+//! Matrix products: many sizes, batched with broadcast batch dims.
+
+#![allow(unused_imports)]
+
+use super::check::*;
+use tmath::{Device, Error, JitMode, Tensor};
+
+pub async fn matmul_sizes(dev: &Device) {
+    for (i, &(m, k, n)) in [
+        (1, 1, 1),
+        (7, 13, 5),
+        (33, 65, 17),
+        (64, 64, 64),
+        (1, 100, 3),
+        (65, 1, 31),
+        (128, 96, 80),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (a, da) = rand_tensor(dev, &[m, k], 40 + i as u64, -1.0, 1.0);
+        let (b, db) = rand_tensor(dev, &[k, n], 60 + i as u64, -1.0, 1.0);
+        let (want, s) = ref_matmul(&da, &[m, k], &db, &[k, n]);
+        let got = read(&a.matmul(&b).unwrap(), &s).await;
+        assert_close(
+            &format!("matmul {m}x{k}x{n}"),
+            &got,
+            &want,
+            1e-5 * (k as f64).sqrt(),
+            1e-5,
+        );
+    }
+}
+
+pub async fn matmul_batched(dev: &Device) {
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[3, 4, 5], &[3, 5, 6]),
+        (&[2, 1, 4, 5], &[3, 5, 6]),
+        (&[4, 5], &[2, 3, 5, 7]),
+        (&[2, 3, 9, 8], &[8, 2]),
+        (&[1, 17, 19], &[5, 19, 3]),
+    ];
+    for (i, (sa, sb)) in cases.iter().enumerate() {
+        let (a, da) = rand_tensor(dev, sa, 80 + i as u64, -1.0, 1.0);
+        let (b, db) = rand_tensor(dev, sb, 90 + i as u64, -1.0, 1.0);
+        let (want, s) = ref_matmul(&da, sa, &db, sb);
+        let got = read(&a.matmul(&b).unwrap(), &s).await;
+        assert_close(&format!("matmul {sa:?} x {sb:?}"), &got, &want, 1e-5, 1e-5);
+    }
+}

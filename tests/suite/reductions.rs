@@ -1,0 +1,162 @@
+//! Reductions over any axes, and softmax / log-softmax.
+
+#![allow(unused_imports)]
+
+use super::check::*;
+use tmath::{Device, Error, JitMode, Tensor};
+
+fn ref_reduce(
+    x: &[f32],
+    shape: &[usize],
+    axes: &[usize],
+    keepdim: bool,
+    kind: &str,
+) -> (Vec<f64>, Vec<usize>) {
+    let out_keep: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+        .collect();
+    let mut acc: Vec<Vec<f64>> = vec![vec![]; numel(&out_keep)];
+    for (i, &v) in x.iter().enumerate() {
+        let idx = unravel(i, shape);
+        let oidx: Vec<usize> = idx
+            .iter()
+            .enumerate()
+            .map(|(d, &k)| if axes.contains(&d) { 0 } else { k })
+            .collect();
+        let o: usize = oidx
+            .iter()
+            .zip(strides(&out_keep))
+            .map(|(a, b)| a * b)
+            .sum();
+        acc[o].push(v as f64);
+    }
+    let vals = acc
+        .iter()
+        .map(|g| match kind {
+            "sum" => g.iter().sum(),
+            "mean" => g.iter().sum::<f64>() / g.len() as f64,
+            "max" => g.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            _ => g.iter().cloned().fold(f64::INFINITY, f64::min),
+        })
+        .collect();
+    let shape = if keepdim {
+        out_keep
+    } else {
+        shape
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| !axes.contains(d))
+            .map(|(_, &n)| n)
+            .collect()
+    };
+    (vals, shape)
+}
+
+pub async fn reductions(dev: &Device) {
+    let shape = [4, 5, 6, 3];
+    let (x, d) = rand_tensor(dev, &shape, 21, -2.0, 2.0);
+    let axes_list: &[&[usize]] = &[&[], &[0], &[3], &[1, 2], &[0, 3], &[2, 0], &[0, 1, 2, 3]];
+    for axes in axes_list {
+        for keepdim in [false, true] {
+            for kind in ["sum", "mean", "max", "min"] {
+                let t = match kind {
+                    "sum" => x.sum(axes, keepdim),
+                    "mean" => x.mean(axes, keepdim),
+                    "max" => x.max(axes, keepdim),
+                    _ => x.min(axes, keepdim),
+                }
+                .unwrap();
+                let (want, s) = ref_reduce(&d, &shape, axes, keepdim, kind);
+                let got = read(&t, &s).await;
+                assert_close(
+                    &format!("{kind} {axes:?} keepdim={keepdim}"),
+                    &got,
+                    &want,
+                    1e-5,
+                    1e-5,
+                );
+            }
+        }
+    }
+    // A long reduction (sum of 100k) stays accurate.
+    let (y, dy) = rand_tensor(dev, &[100_003], 22, 0.0, 1.0);
+    let want: f64 = dy.iter().map(|&v| v as f64).sum();
+    assert_close(
+        "sum 100003",
+        &read(&y.sum(&[0], false).unwrap(), &[]).await,
+        &[want],
+        0.0,
+        1e-5,
+    );
+}
+
+fn ref_softmax(x: &[f32], shape: &[usize], axis: usize, log: bool) -> Vec<f64> {
+    let st = strides(shape);
+    let mut out = vec![0f64; x.len()];
+    for i in 0..x.len() {
+        let idx = unravel(i, shape);
+        if idx[axis] != 0 {
+            continue;
+        }
+        let row: Vec<usize> = (0..shape[axis]).map(|j| i + j * st[axis]).collect();
+        let m = row
+            .iter()
+            .map(|&o| x[o] as f64)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = row.iter().map(|&o| (x[o] as f64 - m).exp()).sum();
+        for &o in &row {
+            out[o] = if log {
+                x[o] as f64 - m - s.ln()
+            } else {
+                (x[o] as f64 - m).exp() / s
+            };
+        }
+    }
+    out
+}
+
+pub async fn softmax_stable(dev: &Device) {
+    let shape = [6, 33, 7];
+    // Inputs up to ±80: exp(80) overflows f32 unless the max is subtracted.
+    let (x, d) = rand_tensor(dev, &shape, 31, -80.0, 80.0);
+    for axis in 0..3 {
+        for log in [false, true] {
+            let t = if log {
+                x.log_softmax(axis)
+            } else {
+                x.softmax(axis)
+            }
+            .unwrap();
+            let got = read(&t, &shape).await;
+            let want = ref_softmax(&d, &shape, axis, log);
+            let (atol, rtol) = if log { (2e-5, 1e-5) } else { (1e-6, 1e-4) };
+            assert_close(
+                &format!(
+                    "{} axis {axis}",
+                    if log { "log_softmax" } else { "softmax" }
+                ),
+                &got,
+                &want,
+                atol,
+                rtol,
+            );
+        }
+    }
+    // Rows of exactly ±80 (ties, extreme spread) on a wide last axis.
+    let row: Vec<f32> = (0..1000)
+        .map(|i| if i % 3 == 0 { 80.0 } else { -80.0 })
+        .collect();
+    let t = Tensor::from_vec(row.clone(), &[2, 500], dev).unwrap();
+    let got = read(&t.softmax(1).unwrap(), &[2, 500]).await;
+    assert_close(
+        "softmax ±80",
+        &got,
+        &ref_softmax(&row, &[2, 500], 1, false),
+        1e-7,
+        1e-4,
+    );
+    let sums = read(&t.softmax(1).unwrap().sum(&[1], false).unwrap(), &[2]).await;
+    assert_close("softmax rows sum to 1", &sums, &[1.0, 1.0], 1e-5, 0.0);
+}

@@ -1,0 +1,162 @@
+//! The thin SVD: shapes, and hard spectra (clustered, rank-deficient, graded).
+
+#![allow(unused_imports)]
+
+use super::check::*;
+use tmath::{Device, Error, JitMode, Tensor};
+
+/// Checks a thin SVD's invariants and returns the singular values.
+async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: f64) -> Vec<f32> {
+    let k = m.min(n);
+    let (u, s, vt) = a.svd().unwrap();
+    tmath::eval_async(&[&u, &s, &vt]).await.unwrap();
+    let (u, s, vt) = (
+        read(&u, &[m, k]).await,
+        read(&s, &[k]).await,
+        read(&vt, &[k, n]).await,
+    );
+    // descending, non-negative
+    for j in 0..k {
+        assert!(s[j] >= 0.0 && s[j].is_finite(), "{what}: s[{j}] = {}", s[j]);
+        if j > 0 {
+            assert!(
+                s[j] <= s[j - 1] * (1.0 + 1e-6) + 1e-7,
+                "{what}: s not descending at {j}: {s:?}"
+            );
+        }
+    }
+    // reconstruction ‖A - U S Vᵀ‖_F ≤ tol ‖A‖_F
+    let norm: f64 = da.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let mut err = 0f64;
+    for i in 0..m {
+        for j in 0..n {
+            let r: f64 = (0..k)
+                .map(|p| u[i * k + p] as f64 * s[p] as f64 * vt[p * n + j] as f64)
+                .sum();
+            err += (r - da[i * n + j] as f64).powi(2);
+        }
+    }
+    assert!(
+        err.sqrt() <= tol * norm.max(1e-30),
+        "{what}: reconstruction error {} vs ‖A‖ {norm}",
+        err.sqrt()
+    );
+    // orthonormal columns of U and rows of Vᵀ
+    for p in 0..k {
+        for q in 0..k {
+            let uu: f64 = (0..m)
+                .map(|i| u[i * k + p] as f64 * u[i * k + q] as f64)
+                .sum();
+            let vv: f64 = (0..n)
+                .map(|j| vt[p * n + j] as f64 * vt[q * n + j] as f64)
+                .sum();
+            let id = if p == q { 1.0 } else { 0.0 };
+            assert!((uu - id).abs() < 1e-3, "{what}: (UᵀU)[{p},{q}] = {uu}");
+            assert!((vv - id).abs() < 1e-3, "{what}: (VVᵀ)[{p},{q}] = {vv}");
+        }
+    }
+    s
+}
+
+pub async fn svd_shapes(dev: &Device) {
+    for (i, &(m, n)) in [(1, 1), (16, 16), (8, 20), (30, 7), (1, 9), (9, 1), (33, 31)]
+        .iter()
+        .enumerate()
+    {
+        let (a, da) = rand_tensor(dev, &[m, n], 200 + i as u64, -1.0, 1.0);
+        check_svd(&format!("svd {m}x{n}"), &a, &da, m, n, 1e-5).await;
+    }
+}
+
+/// `A = Q1 · diag(sv) · Q2ᵀ` with orthonormal Q1 (m×k), Q2 (n×k) from Gram–Schmidt in f64.
+fn with_spectrum(m: usize, n: usize, sv: &[f64], seed: u64) -> Vec<f32> {
+    let k = sv.len();
+    let ortho = |rows: usize, seed: u64| {
+        let mut r = Rng::new(seed);
+        let mut q: Vec<Vec<f64>> = vec![];
+        while q.len() < k {
+            let mut v: Vec<f64> = (0..rows).map(|_| r.uniform(-1.0, 1.0) as f64).collect();
+            for _ in 0..2 {
+                for w in &q {
+                    let d: f64 = v.iter().zip(w).map(|(a, b)| a * b).sum();
+                    v.iter_mut().zip(w).for_each(|(a, b)| *a -= d * b);
+                }
+            }
+            let nrm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+            q.push(v.iter().map(|a| a / nrm).collect());
+        }
+        q
+    };
+    let (q1, q2) = (ortho(m, seed), ortho(n, seed + 1));
+    let mut a = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            a[i * n + j] = (0..k).map(|p| q1[p][i] * sv[p] * q2[p][j]).sum::<f64>() as f32;
+        }
+    }
+    a
+}
+
+pub async fn svd_hard_spectra(dev: &Device) {
+    let cases: &[(&str, usize, usize, Vec<f64>)] = &[
+        (
+            "rank-deficient (rank 3 of 12)",
+            12,
+            10,
+            vec![5.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ),
+        (
+            "repeated values",
+            10,
+            10,
+            vec![3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5],
+        ),
+        (
+            "ill-conditioned (1e6)",
+            9,
+            14,
+            vec![1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6, 1e-6],
+        ),
+        ("zero matrix", 4, 6, vec![0.0; 4]),
+        (
+            "rank 5 of 40×30",
+            40,
+            30,
+            (0..30)
+                .map(|i| if i < 5 { 5.0 - i as f64 } else { 0.0 })
+                .collect(),
+        ),
+        (
+            "rank 23 of 24×24",
+            24,
+            24,
+            (0..24)
+                .map(|i| {
+                    if i < 23 {
+                        1.0 + 0.1 * (23 - i) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        ),
+        (
+            "wide rank 2 of 6×33",
+            6,
+            33,
+            vec![2.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        ),
+    ];
+    for (i, (what, m, n, sv)) in cases.iter().enumerate() {
+        let da = with_spectrum(*m, *n, sv, 300 + i as u64);
+        let a = Tensor::from_vec(da.clone(), &[*m, *n], dev).unwrap();
+        let s = check_svd(what, &a, &da, *m, *n, 1e-5).await;
+        let smax = sv[0].max(1e-30);
+        for (j, (&g, &w)) in s.iter().zip(sv).enumerate() {
+            assert!(
+                (g as f64 - w).abs() <= 1e-5 * smax.max(1.0),
+                "{what}: s[{j}] = {g}, want {w}"
+            );
+        }
+    }
+}
