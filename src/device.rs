@@ -1,57 +1,14 @@
 //! Devices: a backend plus the JIT switch and the counters that belong to it.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use crate::backend::{cpu::CpuBackend, Backend};
+use crate::config::{Config, JitMode, Stats};
 use crate::error::Result;
-
-/// Whether the JIT compiles and caches fused kernels.
-///
-/// A new device starts with [`JitMode::On`]. Further modes may be added; they are opt-in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum JitMode {
-    /// Fuse elementwise chains, compile each distinct kernel once, reuse it from the cache.
-    #[default]
-    On,
-    /// The old engine's behaviour, kept so the gain can be measured: one kernel per op, each
-    /// pipeline built anew on every evaluation, nothing cached. Results equal those of `On`.
-    Off,
-}
-
-/// Counters of a device, cumulative since it was created and shared by its clones.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Compute pipelines created (always 0 on the CPU device, which has none). On MLX: programs
-    /// traced into a new MLX compiled function.
-    pub compiles: u64,
-    /// Pipeline cache hits: kernels that needed no compile because the cache had them (on MLX:
-    /// programs found already compiled).
-    pub cache_hits: u64,
-    /// Compute kernels launched. Uploads, copies and read-backs do not count. The CPU device
-    /// counts one per op it executes (views such as permute are free and not counted). MLX picks
-    /// its own kernels, so there this counts what is handed to MLX: one compiled-function call
-    /// per evaluation with the JIT on, one per op with it off.
-    pub dispatches: u64,
-    /// Total time spent creating pipelines (shader module + pipeline).
-    pub compile_time: Duration,
-    /// Time the device spent running kernels, counted only while profiling is on
-    /// ([`Device::set_profiling`]): GPU timestamps on adapters that have them (natively), the
-    /// wall time of each op on the CPU.
-    pub kernel_time: Duration,
-}
 
 pub(crate) struct DeviceInner {
     backend: Box<dyn Backend>,
-    jit: AtomicU8,
-    profiling: AtomicBool,
-    /// GPU kernels read their sizes from metadata (one pipeline per structure); see
-    /// `crate::codegen::Variant`. Set through `tmath::debug::set_generic_kernels`.
-    generic: AtomicBool,
-    stats: Mutex<Stats>,
+    config: Config,
 }
 
 /// A place where tensors live and run: `Device::cpu()`, `Device::wgpu()`, `Device::best()`, and
@@ -86,10 +43,7 @@ impl Device {
         Device {
             inner: Arc::new(DeviceInner {
                 backend,
-                jit: AtomicU8::new(0),
-                profiling: AtomicBool::new(false),
-                generic: AtomicBool::new(false),
-                stats: Mutex::new(Stats::default()),
+                config: Config::default(),
             }),
         }
     }
@@ -145,51 +99,40 @@ impl Device {
 
     /// Switches the JIT for this device and all its clones (takes effect at the next evaluation).
     pub fn set_jit(&self, mode: JitMode) {
-        let v = match mode {
-            JitMode::On => 0,
-            JitMode::Off => 1,
-        };
-        self.inner.jit.store(v, Ordering::Relaxed);
+        self.inner.config.set_jit(mode);
     }
 
     /// The current [`JitMode`].
     pub fn jit(&self) -> JitMode {
-        match self.inner.jit.load(Ordering::Relaxed) {
-            1 => JitMode::Off,
-            _ => JitMode::On,
-        }
+        self.inner.config.jit()
     }
 
     /// Turns kernel timing on or off ([`Stats::kernel_time`]). Off by default: timing a GPU
     /// evaluation waits for it to finish.
     pub fn set_profiling(&self, on: bool) {
-        self.inner.profiling.store(on, Ordering::Relaxed);
+        self.inner.config.set_profiling(on);
     }
 
     /// Whether kernel timing is on.
     pub fn profiling(&self) -> bool {
-        self.inner.profiling.load(Ordering::Relaxed)
+        self.inner.config.profiling()
     }
 
     /// Makes GPU kernels generic (sizes as data: one pipeline per structure) or specialized
     /// (sizes as literals, the default). Only with [`JitMode::On`]; the adaptive mode will
     /// choose per kernel.
     pub(crate) fn set_generic_kernels(&self, on: bool) {
-        self.inner.generic.store(on, Ordering::Relaxed);
+        self.inner.config.set_generic_kernels(on);
     }
 
     /// Whether GPU kernels are generic (see [`Device::set_generic_kernels`]).
     pub(crate) fn generic_kernels(&self) -> bool {
-        self.inner.generic.load(Ordering::Relaxed)
+        self.inner.config.generic_kernels()
     }
 
     /// A snapshot of the device's counters.
     pub fn stats(&self) -> Stats {
-        self.inner
-            .stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.config.stats()
     }
 
     /// Waits until all work submitted to the device has finished (a no-op on the CPU).
@@ -207,8 +150,8 @@ impl Device {
         self.inner.backend.as_ref()
     }
 
-    /// Updates the counters.
-    pub(crate) fn record(&self, f: impl FnOnce(&mut Stats)) {
-        f(&mut self.inner.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    /// The switches and counters backends read and update.
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
     }
 }

@@ -25,6 +25,7 @@
 mod backend;
 #[cfg(feature = "wgpu")]
 mod codegen;
+mod config;
 mod device;
 mod error;
 mod graph;
@@ -32,13 +33,15 @@ mod ir;
 #[cfg(all(feature = "js", target_arch = "wasm32"))]
 mod js;
 mod ops;
+mod program;
 mod random;
 #[cfg(feature = "wgpu")]
 mod schedule;
 mod shape;
 mod tensor;
 
-pub use device::{Device, JitMode, Stats};
+pub use config::{JitMode, Stats};
+pub use device::Device;
 
 /// Hooks for tests of the compiler itself (not part of the stable API).
 #[doc(hidden)]

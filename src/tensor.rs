@@ -147,6 +147,10 @@ impl Tensor {
             .0
             .cached()
             .ok_or_else(|| Error::device("internal: evaluated tensor has no value"))?;
-        self.0.device.backend().read(&value, &self.0.device).await
+        self.0
+            .device
+            .backend()
+            .read(&value, self.0.device.config())
+            .await
     }
 }

@@ -30,12 +30,12 @@ use mlx_rs::error::Exception;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{Array, Stream};
 
-use super::{Backend, BoxFuture, Storage};
-use crate::device::{Device, JitMode};
+use super::{Backend, BoxFuture};
+use crate::config::{Config, JitMode};
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::eval::Plan;
-use crate::graph::Value;
-use crate::ir::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ir::Op;
+use crate::program::{downcast, Program as Lowered, Slot, Step, Storage, Value};
 use crate::shape::Layout;
 
 type Job = Box<dyn FnOnce(&mut State) + Send>;
@@ -57,43 +57,8 @@ impl Drop for MlxBuffer {
     }
 }
 
-/// An operand of a step: a program input or an earlier step's result.
-type Slot = usize;
-
-/// One MLX operation of a program. Slots `0..inputs.len()` are the inputs, then one per step.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Step {
-    Unary(UnaryOp, Slot),
-    Binary(BinaryOp, Slot, Slot),
-    Reduce {
-        op: ReduceOp,
-        axes: Vec<usize>,
-        keepdim: bool,
-        x: Slot,
-    },
-    Softmax {
-        axis: usize,
-        log: bool,
-        x: Slot,
-    },
-    MatMul(Slot, Slot),
-    Reshape(Slot, Vec<usize>),
-    Permute(Slot, Vec<usize>),
-    /// Thin SVD packed as `U (m×k) | S (k) | Vᵀ (k×n)`, like every backend's.
-    Svd {
-        x: Slot,
-        m: usize,
-        n: usize,
-    },
-    /// The dense window `[offset, offset + numel(shape))` of the flat input, in `shape`.
-    Slice {
-        x: Slot,
-        offset: usize,
-        shape: Vec<usize>,
-    },
-}
-
-/// A whole evaluation as MLX sees it; also the compile cache's key (structure and shapes).
+/// A whole evaluation as MLX sees it: the lowered program's steps over input shapes; also the
+/// compile cache's key (structure and shapes).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Program {
     inputs: Vec<Vec<usize>>,
@@ -103,7 +68,7 @@ struct Program {
 
 impl Program {
     fn has_svd(&self) -> bool {
-        self.steps.iter().any(|s| matches!(s, Step::Svd { .. }))
+        self.steps.iter().any(|s| matches!(s.op, Op::Svd { .. }))
     }
 }
 
@@ -159,24 +124,19 @@ fn axes_i32(axes: &[usize]) -> Vec<i32> {
 /// Applies one step (the same code traces compiled functions and runs eager ones).
 fn apply(step: &Step, slots: &[Array]) -> std::result::Result<Array, Exception> {
     use mlx_rs::ops;
-    Ok(match step {
-        Step::Unary(u, x) => u.mlx(&slots[*x])?,
-        Step::Binary(b, a, c) => b.mlx(&slots[*a], &slots[*c])?,
-        Step::Reduce {
-            op,
-            axes,
-            keepdim,
-            x,
-        } => {
-            let x = &slots[*x];
+    let arg = |i: usize| &slots[step.args[i]];
+    Ok(match &step.op {
+        Op::Unary(u) => u.mlx(arg(0))?,
+        Op::Binary(b) => b.mlx(arg(0), arg(1))?,
+        Op::Reduce { op, axes, keepdim } => {
             if axes.is_empty() {
                 // numpy: reducing over no axis leaves the tensor as it is (MLX would reduce all).
-                return Ok(x.clone());
+                return Ok(arg(0).clone());
             }
-            op.mlx(x, &axes_i32(axes), *keepdim)?
+            op.mlx(arg(0), &axes_i32(axes), *keepdim)?
         }
-        Step::Softmax { axis, log, x } => {
-            let x = &slots[*x];
+        Op::Softmax { axis, log } => {
+            let x = arg(0);
             let axis = *axis as i32;
             if x.size() == 0 {
                 // Nothing to normalize (MLX's compiled logsumexp fails on empty input).
@@ -187,24 +147,32 @@ fn apply(step: &Step, slots: &[Array]) -> std::result::Result<Array, Exception> 
                 ops::softmax_axis(x, axis, true)?
             }
         }
-        Step::MatMul(a, b) => slots[*a].matmul(&slots[*b])?,
-        Step::Reshape(x, shape) => slots[*x].reshape(&dims(shape))?,
-        Step::Permute(x, perm) => ops::transpose_axes(&slots[*x], &axes_i32(perm))?,
-        Step::Svd { x, m, n } => {
+        Op::MatMul => arg(0).matmul(arg(1))?,
+        Op::Reshape => arg(0).reshape(&dims(&step.shape))?,
+        Op::Permute(perm) => ops::transpose_axes(arg(0), &axes_i32(perm))?,
+        Op::Svd { m, n } => {
+            // Thin SVD packed as `U (m×k) | S (k) | Vᵀ (k×n)`, like every backend's.
             let k = (*m).min(*n) as i32;
-            let (u, s, vt) =
-                mlx_rs::with_stream(&Stream::cpu(), || mlx_rs::linalg::svd(&slots[*x]))?;
+            let (u, s, vt) = mlx_rs::with_stream(&Stream::cpu(), || mlx_rs::linalg::svd(arg(0)))?;
             let u = u.try_index((.., 0..k))?.reshape(&[-1])?;
             let vt = vt.try_index(0..k)?.reshape(&[-1])?;
             ops::concatenate(&[u, s, vt], 0)?
         }
-        Step::Slice { x, offset, shape } => {
-            let len: usize = shape.iter().product();
+        Op::Slice { offset } => {
+            // The dense window `[offset, offset + numel(shape))` of the flat input.
+            let len: usize = step.shape.iter().product();
             let (start, end) = (*offset as i32, (*offset + len) as i32);
-            slots[*x]
+            arg(0)
                 .reshape(&[-1])?
                 .try_index(start..end)?
-                .reshape(&dims(shape))?
+                .reshape(&dims(&step.shape))?
+        }
+        // Sources are realized on the host before lowering (`lower` refuses them too).
+        Op::Data | Op::Randn { .. } => {
+            return Err(Exception::custom(format!(
+                "internal: {} reached the MLX program",
+                step.op.name()
+            )))
         }
     })
 }
@@ -406,105 +374,48 @@ impl MlxBackend {
     }
 
     fn handle(&self, id: u64) -> Storage {
-        Storage::Mlx(Arc::new(MlxBuffer {
+        Arc::new(MlxBuffer {
             id,
             tx: self.tx.clone(),
-        }))
+        })
     }
 }
 
 /// The MLX array id behind a value (values on this backend are always dense row-major).
 fn mlx_id(v: &Value) -> Result<u64> {
-    match &v.storage {
-        Storage::Mlx(b) if v.layout.is_contiguous() && v.layout.offset == 0 => Ok(b.id),
-        Storage::Mlx(_) => Err(Error::device("internal: a strided MLX value")),
-        #[allow(unreachable_patterns)]
-        _ => Err(Error::DeviceMismatch { op: "mlx" }),
+    match downcast::<MlxBuffer>(&v.storage) {
+        Some(b) if v.layout.is_contiguous() && v.layout.offset == 0 => Ok(b.id),
+        Some(_) => Err(Error::device("internal: a strided MLX value")),
+        None => Err(Error::DeviceMismatch { op: "mlx" }),
     }
 }
 
-/// Turns a plan into a program over its inputs (values computed earlier).
-fn lower(plan: &Plan) -> Result<(Program, Vec<u64>, Vec<Option<Value>>)> {
-    let mut slot_of: HashMap<u64, Slot> = HashMap::new();
-    let mut inputs: Vec<Vec<usize>> = vec![];
-    let mut input_ids: Vec<u64> = vec![];
-    let in_plan: std::collections::HashSet<u64> = plan.order.iter().map(|t| t.node().id).collect();
-    for t in &plan.order {
-        for i in &t.node().inputs {
-            let id = i.node().id;
-            if in_plan.contains(&id) || slot_of.contains_key(&id) {
-                continue;
-            }
-            let v = i
-                .node()
-                .cached()
-                .ok_or_else(|| Error::device("internal: an input of the plan has no value"))?;
-            slot_of.insert(id, inputs.len());
-            inputs.push(i.shape().to_vec());
-            input_ids.push(mlx_id(&v)?);
-        }
+/// The MLX program of a lowered program: its steps over the inputs' shapes, and the array ids
+/// of its inputs. Returned input slots need no MLX work and are not among its outputs.
+fn lower(p: &Lowered) -> Result<(Program, Vec<u64>)> {
+    if let Some(s) = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.op, Op::Data | Op::Randn { .. }))
+    {
+        return Err(Error::device(format!(
+            "internal: {} reached the MLX program",
+            s.op.name()
+        )));
     }
-    let mut steps = vec![];
-    for t in &plan.order {
-        let node = t.node();
-        let s = |k: usize| slot_of[&node.inputs[k].node().id];
-        let step = match &node.op {
-            Op::Unary(u) => Step::Unary(*u, s(0)),
-            Op::Binary(b) => Step::Binary(*b, s(0), s(1)),
-            Op::Reduce { op, axes, keepdim } => Step::Reduce {
-                op: *op,
-                axes: axes.clone(),
-                keepdim: *keepdim,
-                x: s(0),
-            },
-            Op::Softmax { axis, log } => Step::Softmax {
-                axis: *axis,
-                log: *log,
-                x: s(0),
-            },
-            Op::MatMul => Step::MatMul(s(0), s(1)),
-            Op::Reshape => Step::Reshape(s(0), node.shape.clone()),
-            Op::Permute(p) => Step::Permute(s(0), p.clone()),
-            Op::Svd { m, n } => Step::Svd {
-                x: s(0),
-                m: *m,
-                n: *n,
-            },
-            Op::Slice { offset } => Step::Slice {
-                x: s(0),
-                offset: *offset,
-                shape: node.shape.clone(),
-            },
-            Op::Data | Op::Randn { .. } => {
-                return Err(Error::device(format!(
-                    "internal: {} reached the MLX program",
-                    node.op.name()
-                )))
-            }
-        };
-        slot_of.insert(node.id, inputs.len() + steps.len());
-        steps.push(step);
-    }
-    // Outputs already evaluated keep their value; the others come from the program.
-    let mut outputs = vec![];
-    let mut ready = vec![];
-    for t in &plan.outputs {
-        match t.node().cached() {
-            Some(v) => ready.push(Some(v)),
-            None => {
-                outputs.push(slot_of[&t.node().id]);
-                ready.push(None);
-            }
-        }
-    }
+    let input_ids = p.inputs.iter().map(mlx_id).collect::<Result<Vec<_>>>()?;
     Ok((
         Program {
-            inputs,
-            steps,
-            outputs,
+            inputs: p.inputs.iter().map(|v| v.layout.shape.clone()).collect(),
+            steps: p.steps.clone(),
+            outputs: p
+                .returned
+                .iter()
+                .copied()
+                .filter(|&r| r >= p.inputs.len())
+                .collect(),
         },
         input_ids,
-        ready,
     ))
 }
 
@@ -525,15 +436,15 @@ impl Backend for MlxBackend {
         Ok(self.handle(id))
     }
 
-    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
-        for t in &plan.order {
-            self.check_alloc(t.node().op.name(), t.numel() as u64 * 4)?;
+    fn execute(&self, p: &Lowered, cfg: &Config) -> Result<Vec<Value>> {
+        for step in &p.steps {
+            self.check_alloc(step.op.name(), crate::shape::numel(&step.shape) as u64 * 4)?;
         }
-        let (program, input_ids, ready) = lower(plan)?;
-        let jit = device.jit();
-        let profile = device.profiling();
+        let (program, input_ids) = lower(p)?;
+        let jit = cfg.jit();
+        let profile = cfg.profiling();
         let ran = self.call(move |s| s.run(program, &input_ids, jit, profile))?;
-        device.record(|st| {
+        cfg.record(|st| {
             if ran.compiled {
                 st.compiles += 1;
                 st.compile_time += ran.compile_time;
@@ -545,20 +456,19 @@ impl Backend for MlxBackend {
             st.kernel_time += ran.kernel_time;
         });
         let mut fresh = ran.outputs.into_iter();
-        plan.outputs
+        p.returned
             .iter()
-            .zip(ready)
-            .map(|(t, r)| match r {
-                Some(v) => Ok(v),
-                None => {
-                    let id = fresh
-                        .next()
-                        .ok_or_else(|| Error::device("internal: MLX returned too few outputs"))?;
-                    Ok(Value {
-                        storage: self.handle(id),
-                        layout: Layout::contiguous(t.shape()),
-                    })
+            .map(|&r| {
+                if r < p.inputs.len() {
+                    return Ok(p.inputs[r].clone());
                 }
+                let id = fresh
+                    .next()
+                    .ok_or_else(|| Error::device("internal: MLX returned too few outputs"))?;
+                Ok(Value {
+                    storage: self.handle(id),
+                    layout: Layout::contiguous(p.shape(r)),
+                })
             })
             .collect()
     }
@@ -567,11 +477,7 @@ impl Backend for MlxBackend {
         self.call(|_| Ok(()))
     }
 
-    fn read<'a>(
-        &'a self,
-        value: &'a Value,
-        _device: &'a Device,
-    ) -> BoxFuture<'a, Result<Vec<f32>>> {
+    fn read<'a>(&'a self, value: &'a Value, _cfg: &'a Config) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let id = mlx_id(value)?;
             let n = value.layout.shape.iter().product::<usize>();

@@ -1,5 +1,6 @@
-//! Backends: where a plan runs. Each one takes a whole [`Plan`] (so it can schedule and fuse)
-//! and returns the outputs' values; reading a value back is async (browsers demand it).
+//! Backends: where a program runs. Each one takes a whole lowered [`Program`] (so it can
+//! schedule and fuse) and returns the values it names; reading a value back is async (browsers
+//! demand it). Backends see programs, values and a device's [`Config`], never graph nodes.
 
 pub(crate) mod cpu;
 #[cfg(feature = "wgpu")]
@@ -9,22 +10,10 @@ pub(crate) mod mlx;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
-use crate::device::Device;
+use crate::config::Config;
 use crate::error::Result;
-use crate::graph::eval::Plan;
-use crate::graph::Value;
-
-/// `Send + Sync` natively; nothing on wasm, where GPU handles are tied to the one thread.
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) trait MaybeSendSync: Send + Sync {}
-#[cfg(not(target_arch = "wasm32"))]
-impl<T: Send + Sync> MaybeSendSync for T {}
-#[cfg(target_arch = "wasm32")]
-pub(crate) trait MaybeSendSync {}
-#[cfg(target_arch = "wasm32")]
-impl<T> MaybeSendSync for T {}
+use crate::program::{MaybeSendSync, Program, Storage, Value};
 
 /// The most bytes one host tensor may take: the machine's physical memory where it can be read
 /// (Linux: `MemTotal` of `/proc/meminfo`), else what one allocation can address. A tensor
@@ -59,17 +48,7 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[cfg(target_arch = "wasm32")]
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-/// A buffer owned by one backend.
-#[derive(Clone)]
-pub(crate) enum Storage {
-    Cpu(Arc<Vec<f32>>),
-    #[cfg(feature = "wgpu")]
-    Wgpu(Arc<gpu::GpuBuffer>),
-    #[cfg(all(feature = "mlx", not(target_arch = "wasm32")))]
-    Mlx(Arc<mlx::MlxBuffer>),
-}
-
-/// One way to run plans.
+/// One way to run programs.
 pub(crate) trait Backend: MaybeSendSync {
     /// `"cpu"`, `"wgpu"` or `"mlx"`.
     fn kind(&self) -> &'static str;
@@ -109,13 +88,14 @@ pub(crate) trait Backend: MaybeSendSync {
     }
     /// Copies host data into a new buffer of this backend.
     fn upload(&self, data: Vec<f32>) -> Result<Storage>;
-    /// Computes the plan's outputs. `device` gives the JIT mode and the counters to update.
-    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>>;
+    /// Computes the values of `program.returned`. `cfg` gives the JIT mode and the counters to
+    /// update.
+    fn execute(&self, program: &Program, cfg: &Config) -> Result<Vec<Value>>;
     /// Blocks until submitted work is done.
     #[cfg(not(target_arch = "wasm32"))]
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
     /// Reads a value back in row-major order of its layout's shape.
-    fn read<'a>(&'a self, value: &'a Value, device: &'a Device) -> BoxFuture<'a, Result<Vec<f32>>>;
+    fn read<'a>(&'a self, value: &'a Value, cfg: &'a Config) -> BoxFuture<'a, Result<Vec<f32>>>;
 }

@@ -2,8 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Node, Op, Value};
+use super::Value;
 use crate::error::{Error, Result};
+use crate::ir::Op;
+use crate::program::{Program, Slot, Step};
 use crate::Tensor;
 
 /// What one evaluation must compute: every node reachable from the outputs that has no cached
@@ -13,9 +15,6 @@ pub(crate) struct Plan {
     pub order: Vec<Tensor>,
     /// The requested outputs, in the order asked for (duplicates allowed).
     pub outputs: Vec<Tensor>,
-    /// For each node of `order`: how many times it is read (by consumers in the plan, plus once
-    /// per appearance among the outputs). A backend may free a result once its count reaches 0.
-    pub uses: HashMap<u64, usize>,
 }
 
 impl Plan {
@@ -23,7 +22,6 @@ impl Plan {
     pub fn build(outputs: &[&Tensor]) -> Plan {
         let mut order = Vec::new();
         let mut seen: HashSet<u64> = HashSet::new();
-        let mut uses: HashMap<u64, usize> = HashMap::new();
         // (tensor, children pushed?)
         let mut stack: Vec<(Tensor, bool)> = outputs
             .iter()
@@ -47,73 +45,63 @@ impl Plan {
                 }
             }
         }
-        for t in &order {
-            for input in &t.node().inputs {
-                if input.node().cached().is_none() {
-                    *uses.entry(input.node().id).or_default() += 1;
-                }
-            }
-        }
-        for t in outputs {
-            if t.node().cached().is_none() {
-                *uses.entry(t.node().id).or_default() += 1;
-            }
-        }
         Plan {
             order,
             outputs: outputs.iter().map(|t| (*t).clone()).collect(),
-            uses,
         }
     }
 
-    /// Runs the plan node by node: `step(node, input values)` computes one node. View ops
-    /// (permute, slice, and reshape where the layout allows) are resolved here without calling
-    /// `step`. Intermediate results are dropped after their last use.
-    pub fn interpret(
-        &self,
-        mut step: impl FnMut(&Node, &[Value]) -> Result<Value>,
-    ) -> Result<Vec<Value>> {
-        let mut live: HashMap<u64, Value> = HashMap::new();
-        let mut remaining = self.uses.clone();
+    /// Lowers the plan to a [`Program`]: values computed before become its inputs, each node
+    /// of `order` one step. Returns the program and the nodes of its `returned` slots (the
+    /// outputs, then the results kept whatever was asked).
+    pub fn lower(&self) -> Result<(Program, Vec<Tensor>)> {
+        let mut slot_of: HashMap<u64, Slot> = HashMap::new();
+        let mut inputs: Vec<Value> = vec![];
+        let in_plan: HashSet<u64> = self.order.iter().map(|t| t.node().id).collect();
+        let mut input = |t: &Tensor, slot_of: &mut HashMap<u64, Slot>| -> Result<()> {
+            let id = t.node().id;
+            if in_plan.contains(&id) || slot_of.contains_key(&id) {
+                return Ok(());
+            }
+            let v = t.node().cached().ok_or_else(|| {
+                Error::device(format!(
+                    "internal: an input of the plan ({}) has no value",
+                    t.node().op.name()
+                ))
+            })?;
+            slot_of.insert(id, inputs.len());
+            inputs.push(v);
+            Ok(())
+        };
+        for t in &self.order {
+            for i in &t.node().inputs {
+                input(i, &mut slot_of)?;
+            }
+        }
+        for t in &self.outputs {
+            input(t, &mut slot_of)?;
+        }
+        let base = inputs.len();
+        let mut steps = Vec::with_capacity(self.order.len());
         for t in &self.order {
             let node = t.node();
-            let inputs = node
-                .inputs
-                .iter()
-                .map(|i| lookup(i, &live))
-                .collect::<Result<Vec<_>>>()?;
-            let value = match inputs.first().and_then(|i| i.view(node)) {
-                Some(v) => v,
-                None => step(node, &inputs)?,
-            };
-            drop(inputs);
-            if node.op.keeps_value() {
-                node.set_cached(value.clone());
-            }
-            for i in &node.inputs {
-                if let Some(n) = remaining.get_mut(&i.node().id) {
-                    *n -= 1;
-                    if *n == 0 {
-                        live.remove(&i.node().id);
-                    }
-                }
-            }
-            live.insert(node.id, value);
+            slot_of.insert(node.id, base + steps.len());
+            steps.push(Step {
+                op: node.op.clone(),
+                args: node.inputs.iter().map(|i| slot_of[&i.node().id]).collect(),
+                shape: node.shape.clone(),
+            });
         }
-        self.outputs.iter().map(|t| lookup(t, &live)).collect()
+        let mut returned: Vec<Slot> = self.outputs.iter().map(|t| slot_of[&t.node().id]).collect();
+        let mut nodes = self.outputs.clone();
+        for t in &self.order {
+            if t.node().op.keeps_value() {
+                returned.push(slot_of[&t.node().id]);
+                nodes.push(t.clone());
+            }
+        }
+        Ok((Program::new(inputs, steps, returned), nodes))
     }
-}
-
-fn lookup(t: &Tensor, live: &HashMap<u64, Value>) -> Result<Value> {
-    if let Some(v) = live.get(&t.node().id) {
-        return Ok(v.clone());
-    }
-    t.node().cached().ok_or_else(|| {
-        Error::device(format!(
-            "internal: {} evaluated out of order",
-            t.node().op.name()
-        ))
-    })
 }
 
 /// Evaluates `outputs` together on their (common) device and caches each output's value.
@@ -152,8 +140,14 @@ pub(crate) fn evaluate(outputs: &[&Tensor]) -> Result<()> {
     if plan.order.is_empty() && plan.outputs.iter().all(|t| t.node().cached().is_some()) {
         return Ok(());
     }
-    let values = device.backend().execute(&plan, &device)?;
-    for (t, v) in plan.outputs.iter().zip(values) {
+    let (program, nodes) = plan.lower()?;
+    let values = device.backend().execute(&program, device.config())?;
+    if values.len() != nodes.len() {
+        return Err(Error::device(
+            "internal: the backend returned the wrong number of values",
+        ));
+    }
+    for (t, v) in nodes.iter().zip(values) {
         t.node().set_cached(v);
     }
     Ok(())

@@ -9,28 +9,9 @@ pub(crate) mod eval;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::backend::Storage;
 use crate::device::Device;
-pub(crate) use crate::ir::Op;
-use crate::shape::Layout;
-
-/// An evaluated result: a device buffer and how the tensor's elements sit in it.
-#[derive(Clone)]
-pub(crate) struct Value {
-    pub storage: Storage,
-    pub layout: Layout,
-}
-
-impl Value {
-    /// The value of view node `node` over this value of its input, without touching data;
-    /// `None` when `node` is not a view here (see [`Op::view`]).
-    pub fn view(&self, node: &Node) -> Option<Value> {
-        Some(Value {
-            storage: self.storage.clone(),
-            layout: node.op.view(&node.shape, &self.layout)?,
-        })
-    }
-}
+use crate::ir::Op;
+pub(crate) use crate::program::Value;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 

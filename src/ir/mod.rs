@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::shape::{broadcast_shapes, Layout};
 
 /// What a node computes. The data each op needs lives here; the output shape lives in the node.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Op {
     /// Data given by the user, realized (uploaded) when the node was made.
     Data,
@@ -81,11 +81,13 @@ impl Op {
 
     /// Elementwise in the flat row-major index (fusable into one loop): unary, binary, and
     /// reshape, which keeps the flat index.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn is_elementwise(&self) -> bool {
         matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Reshape)
     }
 
     /// Always a view: new strides over the input's buffer, never a kernel.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn is_view(&self) -> bool {
         matches!(self, Op::Permute(_) | Op::Slice { .. })
     }

@@ -1,4 +1,4 @@
-//! Graph → kernels: cuts a [`Plan`] into fused kernels for a GPU backend.
+//! Program → kernels: cuts a lowered [`Program`] into fused kernels for a GPU backend.
 //!
 //! With fusion on, every maximal run of elementwise ops (unary, binary, and reshape, which keeps
 //! the row-major flat index) becomes one kernel; an elementwise *prologue* is fused into the
@@ -11,10 +11,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::graph::eval::Plan;
 use crate::ir::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::program::{Program as Lowered, Slot};
 use crate::shape::numel;
-use crate::Tensor;
 
 /// One instruction of a fused elementwise program, in SSA form: operands are indices of
 /// earlier instructions. A program runs once per element of its index space.
@@ -77,15 +76,15 @@ pub(crate) enum Body {
 
 /// One kernel of a schedule.
 pub(crate) struct Kernel {
-    /// The node whose value the kernel produces.
-    pub root: Tensor,
+    /// The program slot whose value the kernel produces.
+    pub root: Slot,
     pub body: Body,
     /// Reduce and softmax: the input element at a flat index of the core's input.
     pub prologue: Program,
     /// The output element (may refer to [`Inst::Core`]).
     pub epilogue: Program,
-    /// Materialized (or view) tensors read, in slot order.
-    pub slots: Vec<Tensor>,
+    /// Materialized (or view) slots read, in binding order.
+    pub slots: Vec<Slot>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,99 +94,101 @@ enum Space {
 }
 
 struct Group {
-    root: Tensor,
-    core: Option<Tensor>,
-    members: HashMap<u64, Space>,
-    /// Tensors read from outside the group (current estimate of its slots).
-    external: HashSet<u64>,
+    root: Slot,
+    core: Option<Slot>,
+    members: HashMap<Slot, Space>,
+    /// Slots read from outside the group (current estimate of its bindings).
+    external: HashSet<Slot>,
 }
 
 /// Most elementwise ops in one kernel (bounds shader size and compile time).
 const MAX_MEMBERS: usize = 256;
 
-fn is_elementwise(op: &Op) -> bool {
-    op.is_elementwise()
+/// The program as the scheduler reads it: ops, arguments and shapes by slot.
+struct View<'a> {
+    p: &'a Lowered,
 }
 
-/// Cuts the plan into kernels, in an order that respects dependencies. `max_slots` is the most
-/// inputs one kernel may bind.
-pub(crate) fn schedule(plan: &Plan, fuse: bool, max_slots: usize) -> Vec<Kernel> {
-    let index: HashMap<u64, usize> = plan
-        .order
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.node().id, i))
-        .collect();
-    let mut consumers: HashMap<u64, Vec<u64>> = HashMap::new();
-    for t in &plan.order {
-        for i in &t.node().inputs {
-            if index.contains_key(&i.node().id) {
-                consumers.entry(i.node().id).or_default().push(t.node().id);
+impl View<'_> {
+    fn op(&self, s: Slot) -> Option<&Op> {
+        self.p.step(s).map(|st| &st.op)
+    }
+    fn args(&self, s: Slot) -> &[Slot] {
+        self.p.step(s).map_or(&[], |st| &st.args)
+    }
+    fn numel(&self, s: Slot) -> usize {
+        numel(self.p.shape(s))
+    }
+}
+
+/// Cuts the program into kernels, in an order that respects dependencies. `max_slots` is the
+/// most inputs one kernel may bind.
+pub(crate) fn schedule(p: &Lowered, fuse: bool, max_slots: usize) -> Vec<Kernel> {
+    let v = View { p };
+    let mut consumers: HashMap<Slot, Vec<Slot>> = HashMap::new();
+    for i in 0..p.steps.len() {
+        let s = p.slot_of(i);
+        for &a in v.args(s) {
+            if p.step(a).is_some() {
+                consumers.entry(a).or_default().push(s);
             }
         }
     }
-    let outputs: HashSet<u64> = plan.outputs.iter().map(|t| t.node().id).collect();
+    let outputs: HashSet<Slot> = p.returned.iter().copied().collect();
     let mut groups: Vec<Group> = vec![];
-    let mut group_of: HashMap<u64, usize> = HashMap::new();
+    let mut group_of: HashMap<Slot, usize> = HashMap::new();
 
-    for t in plan.order.iter().rev() {
-        let node = t.node();
-        if node.op.is_view() {
+    for i in (0..p.steps.len()).rev() {
+        let s = p.slot_of(i);
+        let op = &p.steps[i].op;
+        if op.is_view() {
             continue; // views: read through, never run
         }
-        if fuse && !outputs.contains(&node.id) {
-            if let Some(g) = joinable(t, &consumers, &group_of, &groups, max_slots) {
+        if fuse && !outputs.contains(&s) {
+            if let Some(g) = joinable(&v, s, &consumers, &group_of, &groups, max_slots) {
                 let (space, becomes_core) = g.1;
                 let grp = &mut groups[g.0];
-                grp.external.remove(&node.id);
-                for i in &node.inputs {
-                    grp.external.insert(i.node().id);
-                }
+                grp.external.remove(&s);
+                grp.external.extend(v.args(s).iter().copied());
                 if becomes_core {
-                    grp.core = Some(t.clone());
+                    grp.core = Some(s);
                 } else {
-                    grp.members.insert(node.id, space);
+                    grp.members.insert(s, space);
                 }
-                group_of.insert(node.id, g.0);
+                group_of.insert(s, g.0);
                 continue;
             }
         }
-        let core = if is_elementwise(&node.op) {
-            None
-        } else {
-            Some(t.clone())
-        };
+        let elementwise = op.is_elementwise();
         groups.push(Group {
-            root: t.clone(),
-            core,
-            members: if is_elementwise(&node.op) {
-                HashMap::from([(node.id, Space::Epilogue)])
+            root: s,
+            core: (!elementwise).then_some(s),
+            members: if elementwise {
+                HashMap::from([(s, Space::Epilogue)])
             } else {
                 HashMap::new()
             },
-            external: node.inputs.iter().map(|i| i.node().id).collect(),
+            external: v.args(s).iter().copied().collect(),
         });
-        group_of.insert(node.id, groups.len() - 1);
+        group_of.insert(s, groups.len() - 1);
     }
 
-    let mut kernels: Vec<Kernel> = groups
-        .into_iter()
-        .map(|g| build_kernel(g, plan, &index))
-        .collect();
-    kernels.sort_by_key(|k| index[&k.root.node().id]);
+    let mut kernels: Vec<Kernel> = groups.into_iter().map(|g| build_kernel(g, &v)).collect();
+    kernels.sort_by_key(|k| k.root);
     kernels
 }
 
-/// Whether `t` can join the one group all its consumers are in: `(group, (space, as core))`.
+/// Whether `s` can join the one group all its consumers are in: `(group, (space, as core))`.
 fn joinable(
-    t: &Tensor,
-    consumers: &HashMap<u64, Vec<u64>>,
-    group_of: &HashMap<u64, usize>,
+    v: &View,
+    s: Slot,
+    consumers: &HashMap<Slot, Vec<Slot>>,
+    group_of: &HashMap<Slot, usize>,
     groups: &[Group],
     max_slots: usize,
 ) -> Option<(usize, (Space, bool))> {
-    let node = t.node();
-    let cs = consumers.get(&node.id)?;
+    let op = v.op(s)?;
+    let cs = consumers.get(&s)?;
     let g = *group_of.get(&cs[0])?;
     if cs.iter().any(|c| group_of.get(c) != Some(&g)) {
         return None;
@@ -196,20 +197,19 @@ fn joinable(
     if grp.members.len() >= MAX_MEMBERS {
         return None;
     }
-    // Slots after joining: the group's externals minus this node plus its inputs.
+    // Bindings after joining: the group's externals minus this step plus its arguments.
     let mut ext = grp.external.clone();
-    ext.remove(&node.id);
-    ext.extend(node.inputs.iter().map(|i| i.node().id));
+    ext.remove(&s);
+    ext.extend(v.args(s).iter().copied());
     if ext.len() > max_slots {
         return None;
     }
-    let core_id = grp.core.as_ref().map(|c| c.node().id);
-    if is_elementwise(&node.op) {
+    if op.is_elementwise() {
         // Every consumer must be in one space: epilogue members, or the core and prologue members.
         let spaces: HashSet<Option<Space>> = cs
             .iter()
             .map(|c| {
-                if Some(*c) == core_id {
+                if Some(*c) == grp.core {
                     Some(Space::Prologue)
                 } else {
                     grp.members.get(c).copied()
@@ -221,25 +221,25 @@ fn joinable(
         }
         let space = (*spaces.iter().next()?)?;
         let space_numel = match space {
-            Space::Epilogue => numel(grp.root.shape()),
+            Space::Epilogue => v.numel(grp.root),
             Space::Prologue => {
-                let core = grp.core.as_ref()?;
-                if !matches!(core.node().op, Op::Reduce { .. } | Op::Softmax { .. }) {
+                let core = grp.core?;
+                if !matches!(v.op(core)?, Op::Reduce { .. } | Op::Softmax { .. }) {
                     return None;
                 }
-                numel(core.node().inputs[0].shape())
+                v.numel(v.args(core)[0])
             }
         };
-        if numel(t.shape()) != space_numel {
+        if v.numel(s) != space_numel {
             return None;
         }
         return Some((g, (space, false)));
     }
     // A matmul or reduction becomes the core of an elementwise group that consumes it.
-    let takes_epilogue = matches!(node.op, Op::MatMul | Op::Reduce { .. });
+    let takes_epilogue = matches!(op, Op::MatMul | Op::Reduce { .. });
     if takes_epilogue
         && grp.core.is_none()
-        && numel(t.shape()) == numel(grp.root.shape())
+        && v.numel(s) == v.numel(grp.root)
         && cs.iter().all(|c| grp.members.contains_key(c))
     {
         return Some((g, (Space::Epilogue, true)));
@@ -249,108 +249,98 @@ fn joinable(
 
 /// The inputs a kernel binds, each once, in order of first use.
 #[derive(Default)]
-struct Slots {
-    tensors: Vec<Tensor>,
-    index: HashMap<u64, usize>,
+struct Bindings {
+    slots: Vec<Slot>,
+    index: HashMap<Slot, usize>,
 }
 
-impl Slots {
-    fn of(&mut self, t: &Tensor) -> usize {
-        let tensors = &mut self.tensors;
-        *self.index.entry(t.node().id).or_insert_with(|| {
-            tensors.push(t.clone());
-            tensors.len() - 1
+impl Bindings {
+    fn of(&mut self, s: Slot) -> usize {
+        let slots = &mut self.slots;
+        *self.index.entry(s).or_insert_with(|| {
+            slots.push(s);
+            slots.len() - 1
         })
     }
 }
 
-/// Emits the program of one space of a group: its members in topological order (no recursion).
+/// Emits the program of one space of a group: its members in slot (topological) order.
 /// Returns the program and the instruction holding each member's value.
 fn emit(
-    members: &[(usize, Tensor, Space)],
+    v: &View,
+    members: &[(Slot, Space)],
     space: Space,
-    core_id: Option<u64>,
-    slots: &mut Slots,
-) -> (Program, HashMap<u64, usize>) {
+    core: Option<Slot>,
+    bindings: &mut Bindings,
+) -> (Program, HashMap<Slot, usize>) {
     let mut prog = Program::default();
-    let mut value: HashMap<u64, usize> = HashMap::new();
+    let mut value: HashMap<Slot, usize> = HashMap::new();
     let mut loads: HashMap<(usize, Vec<usize>), usize> = HashMap::new();
-    let mut operand = |input: &Tensor,
-                       shape: &[usize],
-                       prog: &mut Program,
-                       value: &HashMap<u64, usize>|
-     -> usize {
-        let id = input.node().id;
-        if let Some(&v) = value.get(&id) {
-            return v;
-        }
-        if space == Space::Epilogue && Some(id) == core_id {
-            prog.insts.push(Inst::Core);
-            return prog.insts.len() - 1;
-        }
-        let s = slots.of(input);
-        *loads.entry((s, shape.to_vec())).or_insert_with(|| {
-            prog.insts.push(Inst::Load {
-                slot: s,
-                shape: shape.to_vec(),
-            });
-            prog.insts.len() - 1
-        })
-    };
-    for (_, t, sp) in members {
-        if *sp != space {
+    let mut operand =
+        |input: Slot, shape: &[usize], prog: &mut Program, value: &HashMap<Slot, usize>| -> usize {
+            if let Some(&x) = value.get(&input) {
+                return x;
+            }
+            if space == Space::Epilogue && Some(input) == core {
+                prog.insts.push(Inst::Core);
+                return prog.insts.len() - 1;
+            }
+            let b = bindings.of(input);
+            *loads.entry((b, shape.to_vec())).or_insert_with(|| {
+                prog.insts.push(Inst::Load {
+                    slot: b,
+                    shape: shape.to_vec(),
+                });
+                prog.insts.len() - 1
+            })
+        };
+    for &(s, sp) in members {
+        if sp != space {
             continue;
         }
-        let node = t.node();
-        let inst = match &node.op {
-            Op::Unary(u) => Inst::Unary(*u, operand(&node.inputs[0], t.shape(), &mut prog, &value)),
-            Op::Binary(b) => {
-                let x = operand(&node.inputs[0], t.shape(), &mut prog, &value);
-                let y = operand(&node.inputs[1], t.shape(), &mut prog, &value);
+        let shape = v.p.shape(s);
+        let args = v.args(s);
+        let inst = match v.op(s) {
+            Some(Op::Unary(u)) => Inst::Unary(*u, operand(args[0], shape, &mut prog, &value)),
+            Some(Op::Binary(b)) => {
+                let x = operand(args[0], shape, &mut prog, &value);
+                let y = operand(args[1], shape, &mut prog, &value);
                 Inst::Binary(*b, x, y)
             }
-            Op::Reshape => {
+            Some(Op::Reshape) => {
                 // Same flat index: the input's value as is (read with its own shape if loaded).
-                let src = &node.inputs[0];
-                let v = operand(src, src.shape(), &mut prog, &value);
-                value.insert(node.id, v);
+                let src = args[0];
+                let x = operand(src, v.p.shape(src), &mut prog, &value);
+                value.insert(s, x);
                 continue;
             }
             _ => unreachable!("only elementwise ops are members"),
         };
         prog.insts.push(inst);
-        value.insert(node.id, prog.insts.len() - 1);
+        value.insert(s, prog.insts.len() - 1);
     }
     (prog, value)
 }
 
-/// Emits the programs of a group and its slots.
-fn build_kernel(g: Group, plan: &Plan, index: &HashMap<u64, usize>) -> Kernel {
-    let mut slots = Slots::default();
-    let core_id = g.core.as_ref().map(|c| c.node().id);
-    let mut members: Vec<(usize, Tensor, Space)> = plan
-        .order
-        .iter()
-        .filter_map(|t| {
-            g.members
-                .get(&t.node().id)
-                .map(|s| (index[&t.node().id], t.clone(), *s))
-        })
-        .collect();
+/// Emits the programs of a group and its bindings.
+fn build_kernel(g: Group, v: &View) -> Kernel {
+    let mut bindings = Bindings::default();
+    let mut members: Vec<(Slot, Space)> = g.members.iter().map(|(&s, &sp)| (s, sp)).collect();
     members.sort_by_key(|m| m.0);
+    let core_op = g.core.and_then(|c| v.op(c));
 
     // Prologue: the core's input at its own index space.
-    let prologue = match &g.core {
-        Some(core) if matches!(core.node().op, Op::Reduce { .. } | Op::Softmax { .. }) => {
-            let (mut prog, value) = emit(&members, Space::Prologue, core_id, &mut slots);
-            let input = &core.node().inputs[0];
-            prog.result = match value.get(&input.node().id) {
-                Some(&v) => v,
+    let prologue = match (g.core, core_op) {
+        (Some(core), Some(Op::Reduce { .. } | Op::Softmax { .. })) => {
+            let (mut prog, value) = emit(v, &members, Space::Prologue, g.core, &mut bindings);
+            let input = v.args(core)[0];
+            prog.result = match value.get(&input) {
+                Some(&x) => x,
                 None => {
-                    let s = slots.of(input);
+                    let b = bindings.of(input);
                     prog.insts.push(Inst::Load {
-                        slot: s,
-                        shape: input.shape().to_vec(),
+                        slot: b,
+                        shape: v.p.shape(input).to_vec(),
                     });
                     prog.insts.len() - 1
                 }
@@ -359,47 +349,43 @@ fn build_kernel(g: Group, plan: &Plan, index: &HashMap<u64, usize>) -> Kernel {
         }
         _ => Program::default(),
     };
-    let core_input = |i: usize| g.core.as_ref().map(|c| c.node().inputs[i].clone());
-    let body = match g.core.as_ref().map(|c| &c.node().op) {
+    let core_arg = |i: usize| g.core.map(|c| v.args(c)[i]);
+    let body = match core_op {
         None => Body::Elementwise,
         Some(Op::Reduce { op, axes, .. }) => Body::Reduce {
             op: *op,
-            in_shape: core_input(0)
-                .map(|t| t.shape().to_vec())
+            in_shape: core_arg(0)
+                .map(|a| v.p.shape(a).to_vec())
                 .unwrap_or_default(),
             axes: axes.clone(),
         },
         Some(Op::Softmax { axis, log }) => Body::Softmax {
-            shape: g.root.shape().to_vec(),
+            shape: v.p.shape(g.root).to_vec(),
             axis: *axis,
             log: *log,
         },
         Some(Op::MatMul) => {
             let (a, b) = (
-                core_input(0).expect("matmul core"),
-                core_input(1).expect("matmul core"),
+                core_arg(0).expect("matmul core"),
+                core_arg(1).expect("matmul core"),
             );
             Body::MatMul {
-                a: slots.of(&a),
-                b: slots.of(&b),
-                a_shape: a.shape().to_vec(),
-                b_shape: b.shape().to_vec(),
-                out_shape: g
-                    .core
-                    .as_ref()
-                    .map(|c| c.shape().to_vec())
-                    .unwrap_or_default(),
+                a: bindings.of(a),
+                b: bindings.of(b),
+                a_shape: v.p.shape(a).to_vec(),
+                b_shape: v.p.shape(b).to_vec(),
+                out_shape: g.core.map(|c| v.p.shape(c).to_vec()).unwrap_or_default(),
             }
         }
         Some(Op::Svd { m, n }) => {
-            slots.of(&core_input(0).expect("svd core"));
+            bindings.of(core_arg(0).expect("svd core"));
             Body::Svd { m: *m, n: *n }
         }
         Some(op) => unreachable!("{} is not a kernel core", op.name()),
     };
-    let (mut epilogue, value) = emit(&members, Space::Epilogue, core_id, &mut slots);
-    epilogue.result = match value.get(&g.root.node().id) {
-        Some(&v) => v,
+    let (mut epilogue, value) = emit(v, &members, Space::Epilogue, g.core, &mut bindings);
+    epilogue.result = match value.get(&g.root) {
+        Some(&x) => x,
         None => {
             // The root is the core itself (no epilogue members).
             epilogue.insts.push(Inst::Core);
@@ -411,6 +397,6 @@ fn build_kernel(g: Group, plan: &Plan, index: &HashMap<u64, usize>) -> Kernel {
         body,
         prologue,
         epilogue,
-        slots: slots.tensors,
+        slots: bindings.slots,
     }
 }

@@ -1,12 +1,12 @@
 // T-Math for JavaScript: the documented Engine / Tensor API over the wasm-bindgen exports.
 // Plain ESM, no runtime dependencies; works in pages, module workers and Node (CPU backend).
 
-import init, { RawEngine } from "../pkg/tmath.js";
+import init, { RawEngine, op_names } from "../pkg/tmath.js";
 
 let loading = null;
 
 function load(wasm) {
-  if (!loading) loading = init(wasm === undefined ? undefined : { module_or_path: wasm });
+  if (!loading) loading = init(wasm === undefined ? undefined : { module_or_path: wasm }).then(installOps);
   return loading;
 }
 
@@ -142,24 +142,34 @@ export class Tensor {
   }
 }
 
-const UNARY = { neg: "neg", abs: "abs", exp: "exp", log: "log", sqrt: "sqrt", rsqrt: "rsqrt", sin: "sin", cos: "cos", tanh: "tanh", sigmoid: "sigmoid", relu: "relu", gelu: "gelu", geluTanh: "gelu_tanh", silu: "silu" };
-for (const [js, rust] of Object.entries(UNARY)) {
-  Tensor.prototype[js] = function () {
-    return this._wrap(this._live().unary(rust));
-  };
+/** "gelu_tanh" → "geluTanh". */
+function camelCase(name) {
+  return name.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 }
-for (const op of ["add", "sub", "mul", "div", "pow", "maximum", "minimum"]) {
-  Tensor.prototype[op] = function (other) {
-    const rhs = this._engine._operand(other);
-    try {
-      return this._wrap(this._live().binary(op, rhs));
-    } finally {
-      if (!(other instanceof Tensor)) rhs.free();
+
+// The elementwise and reduction methods come from the engine's own op list (Rust's `op_names`,
+// made from the op vocabulary), so a new op reaches JavaScript without a change here.
+function installOps() {
+  for (const entry of op_names()) {
+    const [family, rust] = entry.split(":");
+    const js = camelCase(rust);
+    if (family === "unary") {
+      Tensor.prototype[js] = function () {
+        return this._wrap(this._live().unary(rust));
+      };
+    } else if (family === "binary") {
+      Tensor.prototype[js] = function (other) {
+        const rhs = this._engine._operand(other);
+        try {
+          return this._wrap(this._live().binary(rust, rhs));
+        } finally {
+          if (!(other instanceof Tensor)) rhs.free();
+        }
+      };
+    } else if (family === "reduce") {
+      Tensor.prototype[js] = function (axes = [], keepdim = false) {
+        return this._wrap(this._live().reduce(rust, checkDims(js, axes), !!keepdim));
+      };
     }
-  };
-}
-for (const op of ["sum", "mean", "max", "min"]) {
-  Tensor.prototype[op] = function (axes = [], keepdim = false) {
-    return this._wrap(this._live().reduce(op, checkDims(op, axes), !!keepdim));
-  };
+  }
 }

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { Engine, Tensor } from "../src/index.js";
+import { op_names } from "../pkg/tmath.js";
 
 const wasm = readFileSync(new URL("../pkg/tmath_bg.wasm", import.meta.url));
 
@@ -122,4 +123,18 @@ test("tensors never disposed are reclaimed by the garbage collector (Finalizatio
     left = tm.stats().liveTensors;
   }
   assert.ok(left <= start + 5, `liveTensors ${start} → ${made} → ${left}: unreferenced tensors were not freed`);
+});
+
+const camelCase = (name) => name.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+
+test("every op of the Rust op list is a Tensor method and declared in index.d.ts", async () => {
+  await Engine.create({ backend: "cpu", wasm });
+  const dts = readFileSync(new URL("../src/index.d.ts", import.meta.url), "utf8");
+  const names = op_names();
+  assert.ok(names.length >= 25, `expected the whole op list, got ${names.length}`);
+  for (const entry of names) {
+    const js = camelCase(entry.split(":")[1]);
+    assert.equal(typeof Tensor.prototype[js], "function", `Tensor.prototype.${js} (${entry})`);
+    assert.match(dts, new RegExp(`\\b${js}\\(`), `index.d.ts declares ${js} (${entry})`);
+  }
 });

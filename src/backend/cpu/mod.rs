@@ -1,16 +1,15 @@
 //! The CPU backend: the reference implementation of every op and the fallback device.
-//! It interprets the plan node by node with the kernels of `kernels.rs`.
+//! It interprets the program step by step with the kernels of `kernels.rs`.
 
 mod kernels;
 
 use std::sync::Arc;
 
-use super::{Backend, BoxFuture, Storage};
-use crate::device::Device;
+use super::{Backend, BoxFuture};
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::graph::eval::Plan;
-use crate::graph::{Node, Value};
 use crate::ir::Op;
+use crate::program::{downcast, Program, Step, Storage, Value};
 use crate::shape::{numel, Layout};
 
 pub(crate) struct CpuBackend;
@@ -23,22 +22,21 @@ impl CpuBackend {
 
 /// A CPU value's buffer and layout.
 pub(crate) fn host(v: &Value) -> Result<(&[f32], &Layout)> {
-    match &v.storage {
-        Storage::Cpu(data) => Ok((data.as_slice(), &v.layout)),
-        #[allow(unreachable_patterns)]
-        _ => Err(Error::DeviceMismatch { op: "cpu" }),
+    match downcast::<Vec<f32>>(&v.storage) {
+        Some(data) => Ok((data.as_slice(), &v.layout)),
+        None => Err(Error::DeviceMismatch { op: "cpu" }),
     }
 }
 
 /// A dense row-major result.
 pub(crate) fn dense(data: Vec<f32>, shape: &[usize]) -> Value {
     Value {
-        storage: Storage::Cpu(Arc::new(data)),
+        storage: Arc::new(data),
         layout: Layout::contiguous(shape),
     }
 }
 
-fn run_node(node: &Node, inputs: &[Value]) -> Result<Value> {
+fn run_step(node: &Step, inputs: &[Value]) -> Result<Value> {
     let input = |i: usize| host(&inputs[i]);
     // Every result is checked against the host's memory before its kernel allocates it.
     super::check_host(node.op.name(), numel(&node.shape) as u64 * 4)?;
@@ -93,17 +91,17 @@ impl Backend for CpuBackend {
     }
 
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
-        Ok(Storage::Cpu(Arc::new(data)))
+        Ok(Arc::new(data))
     }
 
-    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+    fn execute(&self, program: &Program, cfg: &Config) -> Result<Vec<Value>> {
         #[cfg(not(target_arch = "wasm32"))]
-        let profiling = device.profiling();
-        plan.interpret(|node, inputs| {
+        let profiling = cfg.profiling();
+        program.interpret(|step, inputs| {
             #[cfg(not(target_arch = "wasm32"))]
             let t0 = profiling.then(std::time::Instant::now);
-            let v = run_node(node, inputs)?;
-            device.record(|s| {
+            let v = run_step(step, inputs)?;
+            cfg.record(|s| {
                 s.dispatches += 1;
                 #[cfg(not(target_arch = "wasm32"))]
                 if let Some(t0) = t0 {
@@ -114,11 +112,7 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn read<'a>(
-        &'a self,
-        value: &'a Value,
-        _device: &'a Device,
-    ) -> BoxFuture<'a, Result<Vec<f32>>> {
+    fn read<'a>(&'a self, value: &'a Value, _cfg: &'a Config) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let (data, layout) = host(value)?;
             Ok(kernels::gather(data, layout))

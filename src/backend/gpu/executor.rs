@@ -6,56 +6,52 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{gpu, lock, GpuBuffer, WgpuBackend};
-use crate::backend::{Backend, Storage};
+use crate::backend::Backend;
 use crate::codegen::{Bindings, KernelDesc, Variant};
-use crate::device::{Device, JitMode};
+use crate::config::{Config, JitMode};
 use crate::error::{Error, Result};
-use crate::graph::eval::Plan;
-use crate::graph::{Op, Value};
+use crate::ir::Op;
+use crate::program::{Program as Lowered, Slot, Value};
 use crate::schedule::{schedule, Body, Inst, Kernel, Program};
 use crate::shape::{numel, Layout};
-use crate::Tensor;
 
 impl WgpuBackend {
     /// Specialized kernels, unless this device asked for generic ones (with the JIT on; the
     /// JIT off always compiles specialized kernels, as the old engine did).
-    pub(super) fn variant(device: &Device) -> Variant {
-        if device.jit() == JitMode::On && device.generic_kernels() {
+    pub(super) fn variant(cfg: &Config) -> Variant {
+        if cfg.jit() == JitMode::On && cfg.generic_kernels() {
             Variant::Generic
         } else {
             Variant::Specialized
         }
     }
 
-    pub(super) fn run_plan(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
+    pub(super) fn run_program(&self, p: &Lowered, cfg: &Config) -> Result<Vec<Value>> {
         let _submit = lock(&self.submit);
         self.ctx.check_errors()?;
-        let kernels = schedule(plan, device.jit() == JitMode::On, self.ctx.max_slots());
-        // Reads left per computed value: kernel slots (through views) and outputs.
-        let mut uses: HashMap<u64, usize> = HashMap::new();
+        let kernels = schedule(p, cfg.jit() == JitMode::On, self.ctx.max_slots());
+        // Reads left per computed value: kernel bindings (through views) and returned slots.
+        let mut uses: HashMap<Slot, usize> = HashMap::new();
         for k in &kernels {
-            for s in &k.slots {
-                *uses.entry(base_id(s)).or_default() += 1;
+            for &s in &k.slots {
+                *uses.entry(base(p, s)).or_default() += 1;
             }
         }
-        for t in &plan.outputs {
-            *uses.entry(base_id(t)).or_default() += 1;
+        for &r in &p.returned {
+            *uses.entry(base(p, r)).or_default() += 1;
         }
-        let mut live: HashMap<u64, Value> = HashMap::new();
+        let mut live: HashMap<Slot, Value> = p.inputs.iter().cloned().enumerate().collect();
         let mut enc: Option<wgpu::CommandEncoder> = None;
-        self.profiler.start(&self.ctx, device);
+        self.profiler.start(&self.ctx, cfg);
         for k in &kernels {
-            let value = self.run_kernel(&mut enc, k, &live, device)?;
-            if k.root.node().op.keeps_value() {
-                k.root.node().set_cached(value.clone());
-            }
-            live.insert(k.root.node().id, value);
-            for s in &k.slots {
-                let id = base_id(s);
-                if let Some(n) = uses.get_mut(&id) {
+            let value = self.run_kernel(&mut enc, p, k, &live, cfg)?;
+            live.insert(k.root, value);
+            for &s in &k.slots {
+                let b = base(p, s);
+                if let Some(n) = uses.get_mut(&b) {
                     *n -= 1;
                     if *n == 0 {
-                        live.remove(&id);
+                        live.remove(&b);
                     }
                 }
             }
@@ -64,30 +60,34 @@ impl WgpuBackend {
             self.ctx.queue.submit([enc.finish()]);
         }
         #[cfg(not(target_arch = "wasm32"))]
-        self.profiler.finish(&self.ctx, device)?;
+        self.profiler.finish(&self.ctx, cfg)?;
         self.ctx.check_errors()?;
-        plan.outputs.iter().map(|t| resolve(t, &live)).collect()
+        p.returned.iter().map(|&r| resolve(p, r, &live)).collect()
     }
 
     fn run_kernel(
         &self,
         enc: &mut Option<wgpu::CommandEncoder>,
+        p: &Lowered,
         k: &Kernel,
-        live: &HashMap<u64, Value>,
-        device: &Device,
+        live: &HashMap<Slot, Value>,
+        cfg: &Config,
     ) -> Result<Value> {
-        let root = &k.root;
+        let step = p
+            .step(k.root)
+            .ok_or_else(|| Error::device("internal: a kernel root is an input"))?;
+        let shape = &step.shape;
         let slots = k
             .slots
             .iter()
-            .map(|t| resolve(t, live))
+            .map(|&s| resolve(p, s, live))
             .collect::<Result<Vec<_>>>()?;
         // A reshape that is a plain copy becomes a view when the strides allow.
-        if matches!(root.node().op, Op::Reshape)
+        if matches!(step.op, Op::Reshape)
             && k.epilogue.is_copy()
             && matches!(k.body, Body::Elementwise)
         {
-            if let Some(layout) = slots[0].layout.reshape(root.shape()) {
+            if let Some(layout) = slots[0].layout.reshape(shape) {
                 return Ok(Value {
                     storage: slots[0].storage.clone(),
                     layout,
@@ -99,14 +99,14 @@ impl WgpuBackend {
             prologue: k.prologue.clone(),
             epilogue: k.epilogue.clone(),
             slots: slots.iter().map(|v| v.layout.clone()).collect(),
-            out_shape: root.shape().to_vec(),
+            out_shape: shape.clone(),
             wg: self.ctx.wg,
             stage: 0,
         };
-        let out = self.alloc(root.node().op.name(), root.numel())?;
+        let out = self.alloc(step.op.name(), numel(shape))?;
         if let Body::Svd { m, n } = k.body {
             let e = enc.take().unwrap_or_else(|| self.ctx.new_encoder());
-            *enc = Some(self.run_svd(e, m, n, &slots[0], &out, device)?);
+            *enc = Some(self.run_svd(e, m, n, &slots[0], &out, cfg)?);
         } else {
             let bufs = slots.iter().map(gpu).collect::<Result<Vec<_>>>()?;
             self.encode_kernel(
@@ -114,12 +114,12 @@ impl WgpuBackend {
                 &desc,
                 &out,
                 &bufs,
-                device,
+                cfg,
             )?;
         }
         Ok(Value {
-            storage: Storage::Wgpu(out),
-            layout: Layout::contiguous(root.shape()),
+            storage: out,
+            layout: Layout::contiguous(shape),
         })
     }
 
@@ -190,7 +190,7 @@ impl WgpuBackend {
         desc: &KernelDesc,
         out: &GpuBuffer,
         inputs: &[&GpuBuffer],
-        device: &Device,
+        cfg: &Config,
     ) -> Result<()> {
         let name = desc.name();
         let launch = desc.launch();
@@ -198,8 +198,8 @@ impl WgpuBackend {
         if numel(&desc.out_shape) == 0 || x == 0 || y == 0 || z == 0 {
             return Ok(());
         }
-        let variant = Self::variant(device);
-        let compiled = self.pipelines.get(&self.ctx, desc, variant, device)?;
+        let variant = Self::variant(cfg);
+        let compiled = self.pipelines.get(&self.ctx, desc, variant, cfg)?;
         let meta = self.meta_buffer(variant, &compiled.meta);
         let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
         buffers.extend(inputs.iter().map(|b| (b.raw(), None)));
@@ -209,7 +209,7 @@ impl WgpuBackend {
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(x, y, z);
         drop(pass);
-        device.record(|s| s.dispatches += 1);
+        cfg.record(|s| s.dispatches += 1);
         Ok(())
     }
 
@@ -218,7 +218,7 @@ impl WgpuBackend {
         &self,
         enc: &mut wgpu::CommandEncoder,
         v: &Value,
-        device: &Device,
+        cfg: &Config,
     ) -> Result<Arc<GpuBuffer>> {
         let out = self.alloc("copy", v.layout.numel())?;
         let desc = KernelDesc {
@@ -236,50 +236,45 @@ impl WgpuBackend {
             wg: self.ctx.wg,
             stage: 0,
         };
-        self.encode_kernel(enc, &desc, &out, &[gpu(v)?], device)?;
+        self.encode_kernel(enc, &desc, &out, &[gpu(v)?], cfg)?;
         Ok(out)
     }
 }
 
-/// The value of `t`, following view ops (permute, slice) down to a computed or cached value.
-fn resolve(t: &Tensor, live: &HashMap<u64, Value>) -> Result<Value> {
+/// The value of slot `s`, following view steps (permute, slice) down to a computed or input
+/// value.
+fn resolve(p: &Lowered, s: Slot, live: &HashMap<Slot, Value>) -> Result<Value> {
     let mut chain = vec![];
-    let mut cur = t.clone();
+    let mut cur = s;
     let mut value = loop {
-        if let Some(v) = live
-            .get(&cur.node().id)
-            .cloned()
-            .or_else(|| cur.node().cached())
-        {
-            break v;
+        if let Some(v) = live.get(&cur) {
+            break v.clone();
         }
-        if cur.node().op.is_view() {
-            let next = cur.node().inputs[0].clone();
-            chain.push(cur);
-            cur = next;
-        } else {
-            return Err(Error::device(format!(
-                "internal: {} has no value yet",
-                cur.node().op.name()
-            )));
+        match p.step(cur) {
+            Some(step) if step.op.is_view() => {
+                chain.push(step);
+                cur = step.args[0];
+            }
+            other => {
+                return Err(Error::device(format!(
+                    "internal: {} has no value yet",
+                    other.map_or("an input", |st| st.op.name())
+                )))
+            }
         }
     };
-    for view in chain.iter().rev() {
-        value = value.view(view.node()).ok_or_else(|| {
-            Error::device(format!(
-                "internal: {} is not a view here",
-                view.node().op.name()
-            ))
+    for step in chain.iter().rev() {
+        value = value.view(&step.op, &step.shape).ok_or_else(|| {
+            Error::device(format!("internal: {} is not a view here", step.op.name()))
         })?;
     }
     Ok(value)
 }
 
-/// The node a view chain rests on (itself if it is not a view).
-fn base_id(t: &Tensor) -> u64 {
-    let mut cur = t;
-    while cur.node().op.is_view() && cur.node().cached().is_none() {
-        cur = &cur.node().inputs[0];
+/// The slot a view chain rests on (itself if it is not a view).
+fn base(p: &Lowered, mut s: Slot) -> Slot {
+    while let Some(step) = p.step(s).filter(|st| st.op.is_view()) {
+        s = step.args[0];
     }
-    cur.node().id
+    s
 }

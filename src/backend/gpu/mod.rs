@@ -27,11 +27,11 @@ use self::context::Context;
 use self::pipelines::Pipelines;
 use self::pool::Buffers;
 use self::profiler::Profiler;
-use super::{Backend, BoxFuture, Storage};
+use super::{Backend, BoxFuture};
+use crate::config::Config;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::eval::Plan;
-use crate::graph::Value;
+use crate::program::{downcast, Program, Storage, Value};
 
 pub(crate) struct WgpuBackend {
     ctx: Context,
@@ -51,11 +51,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn gpu(v: &Value) -> Result<&GpuBuffer> {
-    match &v.storage {
-        Storage::Wgpu(b) => Ok(b),
-        #[allow(unreachable_patterns)]
-        _ => Err(Error::DeviceMismatch { op: "wgpu" }),
-    }
+    downcast::<GpuBuffer>(&v.storage).ok_or(Error::DeviceMismatch { op: "wgpu" })
 }
 
 impl Device {
@@ -170,11 +166,11 @@ impl Backend for WgpuBackend {
                 .queue
                 .write_buffer(buf.raw(), 0, bytemuck::cast_slice(&data));
         }
-        Ok(Storage::Wgpu(buf))
+        Ok(buf)
     }
 
-    fn execute(&self, plan: &Plan, device: &Device) -> Result<Vec<Value>> {
-        self.run_plan(plan, device)
+    fn execute(&self, program: &Program, cfg: &Config) -> Result<Vec<Value>> {
+        self.run_program(program, cfg)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -183,7 +179,7 @@ impl Backend for WgpuBackend {
         self.ctx.check_errors()
     }
 
-    fn read<'a>(&'a self, value: &'a Value, device: &'a Device) -> BoxFuture<'a, Result<Vec<f32>>> {
+    fn read<'a>(&'a self, value: &'a Value, cfg: &'a Config) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let n = value.layout.numel();
             if n == 0 {
@@ -197,7 +193,7 @@ impl Backend for WgpuBackend {
                 let (src, offset) = if value.layout.is_contiguous() {
                     (gpu(value)?.raw().clone(), value.layout.offset as u64 * 4)
                 } else {
-                    (self.densify(&mut enc, value, device)?.raw().clone(), 0)
+                    (self.densify(&mut enc, value, cfg)?.raw().clone(), 0)
                 };
                 enc.copy_buffer_to_buffer(&src, offset, &staging, 0, Some(bytes));
                 self.ctx.queue.submit([enc.finish()]);

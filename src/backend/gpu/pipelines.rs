@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::context::Context;
 use super::lock;
 use crate::codegen::{self, Bindings, KernelDesc, Variant};
-use crate::device::Device;
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Pipelines kept before the least recently used is dropped.
@@ -238,9 +238,9 @@ impl Pipelines {
         ctx: &Context,
         desc: &KernelDesc,
         variant: Variant,
-        device: &Device,
+        cfg: &Config,
     ) -> Result<Compiled> {
-        let cached = device.jit() == crate::device::JitMode::On;
+        let cached = cfg.jit() == crate::config::JitMode::On;
         let bindings = desc.launch().bindings;
         let generic = variant == Variant::Generic;
         // Find the key (rendering a generic kernel the first time its description is seen).
@@ -270,7 +270,7 @@ impl Pipelines {
         };
         if cached {
             if let Some(pipeline) = lock(&self.cache).get(&key) {
-                device.record(|s| s.cache_hits += 1);
+                cfg.record(|s| s.cache_hits += 1);
                 return Ok(Compiled { pipeline, meta });
             }
         }
@@ -302,7 +302,7 @@ impl Pipelines {
             },
         ));
         let dt = web_time_now().saturating_sub(t0);
-        device.record(|s| {
+        cfg.record(|s| {
             s.compiles += 1;
             s.compile_time += dt;
         });

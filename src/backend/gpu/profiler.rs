@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::context::Context;
 use super::lock;
-use crate::device::Device;
+use crate::config::Config;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::error::Result;
 
@@ -26,8 +26,8 @@ pub(crate) struct Profiler {
 
 impl Profiler {
     /// Starts timing the passes of one evaluation (when profiling and the adapter can).
-    pub fn start(&self, ctx: &Context, device: &Device) {
-        if ctx.timestamps && device.profiling() {
+    pub fn start(&self, ctx: &Context, cfg: &Config) {
+        if ctx.timestamps && cfg.profiling() {
             let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("tmath timestamps"),
                 ty: wgpu::QueryType::Timestamp,
@@ -66,7 +66,7 @@ impl Profiler {
 
     /// Reads the timestamps of the evaluation just submitted and adds the kernel time.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn finish(&self, ctx: &Context, device: &Device) -> Result<()> {
+    pub fn finish(&self, ctx: &Context, cfg: &Config) -> Result<()> {
         let Some(timer) = lock(&self.timer).take() else {
             return Ok(());
         };
@@ -88,7 +88,7 @@ impl Profiler {
             .chunks(2)
             .map(|p| p[1].saturating_sub(p[0]) as f64 * period)
             .sum();
-        device.record(|s| s.kernel_time += std::time::Duration::from_nanos(ns as u64));
+        cfg.record(|s| s.kernel_time += std::time::Duration::from_nanos(ns as u64));
         Ok(())
     }
 }

@@ -5,9 +5,9 @@
 
 use super::{gpu, GpuBuffer, WgpuBackend};
 use crate::codegen::{svd as stage, Bindings, KernelDesc};
-use crate::device::Device;
+use crate::config::Config;
 use crate::error::Result;
-use crate::graph::Value;
+use crate::program::Value;
 use crate::schedule::{Body, Program};
 
 /// Sweeps of the Jacobi SVD: natively it stops once a sweep rotates nothing.
@@ -31,7 +31,7 @@ impl WgpuBackend {
         n: usize,
         input: &Value,
         out: &GpuBuffer,
-        device: &Device,
+        cfg: &Config,
     ) -> Result<wgpu::CommandEncoder> {
         let ctx = &self.ctx;
         let (rows, cols) = stage::working(m, n);
@@ -74,7 +74,7 @@ impl WgpuBackend {
         } else {
             stage::ROTATE
         };
-        let variant = Self::variant(device);
+        let variant = Self::variant(cfg);
         let stages = [
             stage::INIT,
             rotate,
@@ -84,7 +84,7 @@ impl WgpuBackend {
         ];
         let compiled = stages
             .iter()
-            .map(|&s| self.pipelines.get(ctx, &stage_desc(s), variant, device))
+            .map(|&s| self.pipelines.get(ctx, &stage_desc(s), variant, cfg))
             .collect::<Result<Vec<_>>>()?;
         // Every stage renders the same sizes, so one metadata uniform serves them all.
         let meta = self.meta_buffer(variant, &compiled[0].meta);
@@ -116,7 +116,7 @@ impl WgpuBackend {
                 pass.dispatch_workgroups(x, y, z);
             }
             drop(pass);
-            device.record(|s| s.dispatches += offsets.len() as u64);
+            cfg.record(|s| s.dispatches += offsets.len() as u64);
             Ok(())
         };
         let mut enc = enc;

@@ -1,0 +1,98 @@
+//! What a device is set to and what it counts: the [`JitMode`], the profiling and kernel-variant
+//! switches, and the [`Stats`]. Backends read and update a [`Config`] and know nothing of the
+//! [`Device`](crate::Device) that owns it.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Whether the JIT compiles and caches fused kernels.
+///
+/// A new device starts with [`JitMode::On`]. Further modes may be added; they are opt-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum JitMode {
+    /// Fuse elementwise chains, compile each distinct kernel once, reuse it from the cache.
+    #[default]
+    On,
+    /// The old engine's behaviour, kept so the gain can be measured: one kernel per op, each
+    /// pipeline built anew on every evaluation, nothing cached. Results equal those of `On`.
+    Off,
+}
+
+/// Counters of a device, cumulative since it was created and shared by its clones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Compute pipelines created (always 0 on the CPU device, which has none). On MLX: programs
+    /// traced into a new MLX compiled function.
+    pub compiles: u64,
+    /// Pipeline cache hits: kernels that needed no compile because the cache had them (on MLX:
+    /// programs found already compiled).
+    pub cache_hits: u64,
+    /// Compute kernels launched. Uploads, copies and read-backs do not count. The CPU device
+    /// counts one per op it executes (views such as permute are free and not counted). MLX picks
+    /// its own kernels, so there this counts what is handed to MLX: one compiled-function call
+    /// per evaluation with the JIT on, one per op with it off.
+    pub dispatches: u64,
+    /// Total time spent creating pipelines (shader module + pipeline).
+    pub compile_time: Duration,
+    /// Time the device spent running kernels, counted only while profiling is on
+    /// ([`Device::set_profiling`]): GPU timestamps on adapters that have them (natively), the
+    /// wall time of each op on the CPU.
+    pub kernel_time: Duration,
+}
+
+/// A device's switches and counters, shared by its clones.
+#[derive(Default)]
+pub(crate) struct Config {
+    jit: AtomicU8,
+    profiling: AtomicBool,
+    /// GPU kernels read their sizes from metadata (one pipeline per structure); see
+    /// `crate::codegen::Variant`.
+    generic: AtomicBool,
+    stats: Mutex<Stats>,
+}
+
+impl Config {
+    pub fn set_jit(&self, mode: JitMode) {
+        let v = match mode {
+            JitMode::On => 0,
+            JitMode::Off => 1,
+        };
+        self.jit.store(v, Ordering::Relaxed);
+    }
+
+    pub fn jit(&self) -> JitMode {
+        match self.jit.load(Ordering::Relaxed) {
+            1 => JitMode::Off,
+            _ => JitMode::On,
+        }
+    }
+
+    pub fn set_profiling(&self, on: bool) {
+        self.profiling.store(on, Ordering::Relaxed);
+    }
+
+    pub fn profiling(&self) -> bool {
+        self.profiling.load(Ordering::Relaxed)
+    }
+
+    pub fn set_generic_kernels(&self, on: bool) {
+        self.generic.store(on, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn generic_kernels(&self) -> bool {
+        self.generic.load(Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Updates the counters.
+    pub fn record(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
