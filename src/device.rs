@@ -54,6 +54,33 @@ impl Device {
         Ok(Device::from_backend(Box::new(CpuBackend::new())))
     }
 
+    /// A GPU device through wgpu (Vulkan, Metal, DX12 or GL; `WGPU_BACKEND` can pick one).
+    /// Blocks while the adapter is requested; use [`Device::wgpu_async`] on wasm.
+    #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+    pub fn wgpu() -> Result<Device> {
+        pollster::block_on(Device::wgpu_async())
+    }
+
+    /// A GPU device through wgpu; on wasm this is the browser's WebGPU. Fails with
+    /// [`Error::Unavailable`](crate::Error::Unavailable) where there is no adapter.
+    #[cfg(feature = "wgpu")]
+    pub async fn wgpu_async() -> Result<Device> {
+        Ok(Device::from_backend(Box::new(
+            crate::backend::gpu::WgpuBackend::new().await?,
+        )))
+    }
+
+    /// The MLX device (cargo feature `mlx`): the graph is mapped onto MLX operations and, with
+    /// the JIT on, compiled with MLX's own `compile`, cached by graph structure and shapes. On
+    /// Apple Silicon it runs on the GPU (Metal) with unified memory; on other platforms on MLX's
+    /// CPU build. SVD always runs on MLX's CPU stream (MLX has no GPU SVD).
+    #[cfg(all(feature = "mlx", not(target_arch = "wasm32")))]
+    pub fn mlx() -> Result<Device> {
+        Ok(Device::from_backend(Box::new(
+            crate::backend::mlx::MlxBackend::new()?,
+        )))
+    }
+
     /// The fastest device available: a GPU through wgpu when a hardware adapter is found, else
     /// the CPU device (natively, a software Vulkan such as lavapipe is slower than the CPU
     /// backend, so it is not chosen; in browsers WebGPU is taken whatever implements it).

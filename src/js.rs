@@ -91,9 +91,7 @@ impl RawEngine {
         let ts: Vec<Tensor> = tensors.iter().map(|t| t.t.clone()).collect();
         wasm_bindgen_futures::future_to_promise(async move {
             let refs: Vec<&Tensor> = ts.iter().collect();
-            crate::eval_async(&refs)
-                .await
-                .map_err(|e| JsValue::from(err(e)))?;
+            crate::graph::eval::evaluate(&refs).map_err(|e| JsValue::from(err(e)))?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -70,7 +70,7 @@ pub mod debug {
     }
 }
 pub use error::{Error, Result};
-pub use tensor::Tensor;
+pub use graph::Tensor;
 
 /// Evaluates several tensors in one schedule: shared subgraphs are computed once. Their values
 /// are kept, so reading them afterwards computes nothing. All must be on the same device.

@@ -1,49 +1,13 @@
-//! `Tensor`: a cheap handle to a node of the lazy graph.
-
-use std::sync::Arc;
+//! The methods of [`Tensor`] that make and read tensors: constructors (`from_vec`, `randn`, …),
+//! shape queries, reading. The type itself is defined with the graph it points into.
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{Node, Value};
+use crate::graph::{Node, Tensor, Value};
 use crate::ir::Op;
 use crate::shape::{checked_numel, numel, try_vec, Layout};
 
-/// An n-dimensional f32 array, lazily computed.
-///
-/// Ops (`add`, `matmul`, `gelu`, …) check their arguments and return a new `Tensor` at once, but
-/// compute nothing: they add a node to a graph. Reading a result ([`Tensor::to_vec`],
-/// [`Tensor::to_vec_async`], [`crate::eval`]) evaluates what it needs, once, and keeps the result
-/// with the tensor. Cloning is cheap (an `Arc`).
-///
-/// ```
-/// use tmath::{Device, Tensor};
-/// let dev = Device::cpu()?;
-/// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2], &dev)?;
-/// let b = Tensor::from_vec(vec![0.5], &[], &dev)?; // a scalar broadcasts
-/// let c = a.matmul(&a)?.mul(&b)?.relu()?;           // nothing ran yet
-/// assert_eq!(c.to_vec()?, vec![3.5, 5.0, 7.5, 11.0]);
-/// # Ok::<(), tmath::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct Tensor(pub(crate) Arc<Node>);
-
-impl std::fmt::Debug for Tensor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Tensor({} {:?} on {})",
-            self.0.op.name(),
-            self.shape(),
-            self.0.device.backend_name()
-        )
-    }
-}
-
 impl Tensor {
-    pub(crate) fn node(&self) -> &Node {
-        &self.0
-    }
-
     /// A new node on this tensor's device; its shape's element count is checked first (an
     /// [`Error::TooLarge`] when it overflows), so every node's shape can be multiplied out freely.
     pub(crate) fn derive(&self, op: Op, inputs: Vec<Tensor>, shape: Vec<usize>) -> Result<Tensor> {

@@ -32,7 +32,6 @@ use mlx_rs::{Array, Stream};
 
 use super::{Backend, BoxFuture};
 use crate::config::{Config, JitMode};
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::program::{downcast, Program as Lowered, Slot, Step, Storage, Value};
@@ -498,15 +497,5 @@ impl Backend for MlxBackend {
             }
             Ok(data)
         })
-    }
-}
-
-impl Device {
-    /// The MLX device (cargo feature `mlx`): the graph is mapped onto MLX operations and, with
-    /// the JIT on, compiled with MLX's own `compile`, cached by graph structure and shapes. On
-    /// Apple Silicon it runs on the GPU (Metal) with unified memory; on other platforms on MLX's
-    /// CPU build. SVD always runs on MLX's CPU stream (MLX has no GPU SVD).
-    pub fn mlx() -> Result<Device> {
-        Ok(Device::from_backend(Box::new(MlxBackend::new()?)))
     }
 }

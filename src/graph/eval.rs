@@ -2,11 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::Tensor;
 use super::Value;
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::program::{Program, Slot, Step};
-use crate::Tensor;
 
 /// What one evaluation must compute: every node reachable from the outputs that has no cached
 /// value yet, inputs before their consumers, each node once.

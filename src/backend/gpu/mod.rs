@@ -29,7 +29,6 @@ use self::pool::Buffers;
 use self::profiler::Profiler;
 use super::{Backend, BoxFuture};
 use crate::config::Config;
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::program::{downcast, Program, Storage, Value};
 
@@ -54,25 +53,17 @@ fn gpu(v: &Value) -> Result<&GpuBuffer> {
     downcast::<GpuBuffer>(&v.storage).ok_or(Error::DeviceMismatch { op: "wgpu" })
 }
 
-impl Device {
-    /// A GPU device through wgpu (Vulkan, Metal, DX12 or GL; `WGPU_BACKEND` can pick one).
-    /// Blocks while the adapter is requested; use [`Device::wgpu_async`] on wasm.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn wgpu() -> Result<Device> {
-        pollster::block_on(Device::wgpu_async())
-    }
-
-    /// A GPU device through wgpu; on wasm this is the browser's WebGPU. Fails with
-    /// [`Error::Unavailable`] where there is no adapter.
-    pub async fn wgpu_async() -> Result<Device> {
+impl WgpuBackend {
+    /// Requests the adapter and device (async: browsers demand it).
+    pub async fn new() -> Result<WgpuBackend> {
         let ctx = Context::new().await?;
-        Ok(Device::from_backend(Box::new(WgpuBackend {
+        Ok(WgpuBackend {
             pipelines: Pipelines::new(&ctx),
             ctx,
             buffers: Buffers::default(),
             profiler: Profiler::default(),
             submit: Mutex::default(),
-        })))
+        })
     }
 }
 
