@@ -122,6 +122,9 @@ pub(crate) struct Case {
 
 const TABLE: &[&str] = &["off", "cold", "cached"];
 const CACHED: &[&str] = &["cached"];
+/// Specialized kernels (sizes as literals) against generic ones (sizes from metadata), both
+/// cached: what one pipeline per structure costs at run time (wgpu only).
+const VARIANTS: &[&str] = &["cached", "generic"];
 
 fn cases(quick: bool) -> Vec<Case> {
     let (mm, svd, el) = if quick {
@@ -293,6 +296,55 @@ fn cases(quick: bool) -> Vec<Case> {
             graph: Box::new(|x| Ok(vec![x[0].softmax(1)?])),
         });
     }
+    // Generic vs specialized kernels: elementwise, softmax, matmul.
+    let (g_small, g_large, g_sm, g_mm) = if quick {
+        (1 << 12, 1 << 18, 256, 256)
+    } else {
+        (1 << 20, 1 << 26, 4096, 1024)
+    };
+    for n in [g_small, g_large] {
+        v.push(Case {
+            section: "generic kernels",
+            op: "gelu".into(),
+            shape: vec![n],
+            flops: 0.0,
+            bytes: 8.0 * n as f64,
+            modes: VARIANTS,
+            tol: 1e-5,
+            check: n <= 1 << 22,
+            inputs: randn(vec![n], 14),
+            graph: Box::new(|x| Ok(vec![x[0].gelu()?])),
+        });
+    }
+    v.push(Case {
+        section: "generic kernels",
+        op: "softmax".into(),
+        shape: vec![g_sm, g_sm],
+        flops: 0.0,
+        bytes: 8.0 * (g_sm * g_sm) as f64,
+        modes: VARIANTS,
+        tol: 1e-5,
+        check: true,
+        inputs: randn(vec![g_sm, g_sm], 15),
+        graph: Box::new(|x| Ok(vec![x[0].softmax(1)?])),
+    });
+    v.push(Case {
+        section: "generic kernels",
+        op: "matmul".into(),
+        shape: vec![g_mm, g_mm],
+        flops: 2.0 * (g_mm as f64).powi(3),
+        bytes: 0.0,
+        modes: VARIANTS,
+        tol: 1e-3,
+        check: true,
+        inputs: Box::new(move |d| {
+            Ok(vec![
+                Tensor::randn(&[g_mm, g_mm], 16, d)?,
+                Tensor::randn(&[g_mm, g_mm], 17, d)?,
+            ])
+        }),
+        graph: Box::new(|x| Ok(vec![x[0].matmul(&x[1])?])),
+    });
     v
 }
 
@@ -344,6 +396,9 @@ fn run_case(
             if mode == "off" {
                 dev.set_jit(JitMode::Off);
             }
+            if mode == "generic" {
+                tmath::debug::set_generic_kernels(&dev, true);
+            }
             let n = if mode == "cold" { 1 } else { reps };
             if mode != "cold" {
                 time_once(&dev, &inputs, &case.graph)?; // warm-up (JIT on: fills the cache)
@@ -362,7 +417,7 @@ fn run_case(
                     / (after.compiles - before.compiles) as f64;
             }
             row.dispatches = (after.dispatches - before.dispatches) / n as u64;
-            if mode == "cached" {
+            if mode == "cached" || mode == "generic" {
                 // Kernel time alone (GPU timestamps / CPU op time), a separate pass.
                 dev.set_profiling(true);
                 let k0 = dev.stats().kernel_time;
@@ -444,13 +499,18 @@ fn main() {
                 .any(|w| format!("{}/{}", c.section, c.op).contains(w))
         });
     }
-    let total = kinds.len() * cases.len();
+    // Generic kernels exist on wgpu only.
+    let runs = |c: &Case, name: &str| c.section != "generic kernels" || name == "wgpu";
+    let total: usize = cases
+        .iter()
+        .map(|c| kinds.iter().filter(|(n, _)| runs(c, n)).count())
+        .sum();
     let mut rows: Vec<Row> = vec![];
     let cpu = Device::cpu().expect("the CPU device");
     let mut done = 0;
     for case in &cases {
         // The CPU device's result is the reference for every other device.
-        let needs_reference = case.check && kinds.iter().any(|(n, _)| *n != "cpu");
+        let needs_reference = case.check && kinds.iter().any(|(n, _)| *n != "cpu" && runs(case, n));
         let reference: Option<Vec<Vec<f32>>> = needs_reference
             .then(|| {
                 (case.inputs)(&cpu)
@@ -458,7 +518,7 @@ fn main() {
                     .and_then(|outs| outs.iter().map(|t| t.to_vec()).collect())
             })
             .and_then(|r| r.ok());
-        for (name, kind) in &kinds {
+        for (name, kind) in kinds.iter().filter(|(n, _)| runs(case, n)) {
             done += 1;
             println!(
                 "[{done}/{total}] {} {:?} on {name} ({})",

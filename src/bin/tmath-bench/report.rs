@@ -255,6 +255,36 @@ pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
             );
         }
     }
+    let generic: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.section == "generic kernels" && r.mode == "cached")
+        .collect();
+    if !generic.is_empty() {
+        s += "\n## Generic kernels (sizes as data: one pipeline per structure) vs specialized (sizes as literals)\n\n| op | shape | device | specialized ms | kernel ms | generic ms | kernel ms | generic / specialized (kernel) |\n|---|---|---|---|---|---|---|---|\n";
+        for r in generic {
+            let g = find(rows, r, "generic");
+            let k = |x: Option<&Row>| {
+                x.and_then(|x| x.kernel_ms)
+                    .map_or("–".into(), |k| format!("{k:.3}"))
+            };
+            let ratio = match (r.kernel_ms, g.and_then(|g| g.kernel_ms)) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}", b / a),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.op,
+                r.dims(),
+                r.device,
+                ms(Some(r)),
+                k(Some(r)),
+                ms(g),
+                k(g),
+                ratio
+            );
+        }
+    }
     s += "\n## Devices\n\n";
     for d in devices {
         let _ = writeln!(
