@@ -108,6 +108,23 @@ pub fn op_names() -> Vec<String> {
     unary.chain(binary).chain(reduce).collect()
 }
 
+/// The first paragraph of each op's Rust doc, in the order of [`op_names`] (for the generated
+/// TypeScript declarations of the npm package).
+#[wasm_bindgen]
+pub fn op_docs() -> Vec<String> {
+    let para = |d: &str| {
+        d.lines()
+            .map(str::trim)
+            .take_while(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let unary = UnaryOp::ALL.iter().map(|o| para(o.doc()));
+    let binary = BinaryOp::ALL.iter().map(|o| para(o.doc()));
+    let reduce = ReduceOp::ALL.iter().map(|o| para(o.doc()));
+    unary.chain(binary).chain(reduce).collect()
+}
+
 thread_local! {
     /// Tensor handles held by JavaScript (created and not yet freed), for `stats().liveTensors`.
     static LIVE: Cell<u64> = const { Cell::new(0) };

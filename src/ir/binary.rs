@@ -27,17 +27,25 @@ macro_rules! binary_list {
 pub(crate) use binary_list;
 
 macro_rules! define_binary {
-    ($($(#[$doc:meta])* $variant:ident => $method:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident => $method:ident;)*) => {
         /// An elementwise function of two arguments.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub(crate) enum BinaryOp {
-            $($(#[$doc])* $variant,)*
+            $($(#[doc = $doc])* $variant,)*
         }
 
         impl BinaryOp {
             /// Every binary op, in the order of the list.
             #[allow(dead_code)]
             pub const ALL: &'static [BinaryOp] = &[$(BinaryOp::$variant,)*];
+
+            /// The doc of the op's `Tensor` method (its lines joined by newlines).
+            #[allow(dead_code)]
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $(BinaryOp::$variant => concat!($($doc, "\n"),*),)*
+                }
+            }
 
             /// The name users know (the Rust method).
             pub fn name(self) -> &'static str {

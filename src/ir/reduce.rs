@@ -33,7 +33,7 @@ macro_rules! reduce_list {
 pub(crate) use reduce_list;
 
 macro_rules! define_reduce {
-    ($($(#[$doc:meta])* $variant:ident => $method:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident => $method:ident;)*) => {
         /// How values along the reduced axes are combined.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub(crate) enum ReduceOp {
@@ -44,6 +44,14 @@ macro_rules! define_reduce {
             /// Every reduction, in the order of the list.
             #[allow(dead_code)]
             pub const ALL: &'static [ReduceOp] = &[$(ReduceOp::$variant,)*];
+
+            /// The doc of the op's `Tensor` method (its lines joined by newlines).
+            #[allow(dead_code)]
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $(ReduceOp::$variant => concat!($($doc, "\n"),*),)*
+                }
+            }
 
             /// The name users know (the Rust method).
             pub fn name(self) -> &'static str {

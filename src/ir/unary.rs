@@ -44,17 +44,25 @@ macro_rules! unary_list {
 pub(crate) use unary_list;
 
 macro_rules! define_unary {
-    ($($(#[$doc:meta])* $variant:ident => $method:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident => $method:ident;)*) => {
         /// An elementwise function of one argument.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub(crate) enum UnaryOp {
-            $($(#[$doc])* $variant,)*
+            $($(#[doc = $doc])* $variant,)*
         }
 
         impl UnaryOp {
             /// Every unary op, in the order of the list.
             #[allow(dead_code)]
             pub const ALL: &'static [UnaryOp] = &[$(UnaryOp::$variant,)*];
+
+            /// The doc of the op's `Tensor` method (its lines joined by newlines).
+            #[allow(dead_code)]
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $(UnaryOp::$variant => concat!($($doc, "\n"),*),)*
+                }
+            }
 
             /// The name users know (the Rust method; JS uses its camelCase).
             pub fn name(self) -> &'static str {

@@ -16,10 +16,10 @@ impl Tensor {
 }
 
 macro_rules! binary_methods {
-    ($($(#[$doc:meta])* $variant:ident => $method:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident => $method:ident;)*) => {
         impl Tensor {
             $(
-                $(#[$doc])*
+                $(#[doc = $doc])*
                 ///
                 /// Shapes broadcast as in numpy (a scalar, shape `[]`, goes with anything); shapes
                 /// that do not broadcast are an [`Error::Shape`](crate::Error::Shape).

@@ -31,10 +31,10 @@ impl Tensor {
 }
 
 macro_rules! reduce_methods {
-    ($($(#[$doc:meta])* $variant:ident => $method:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident => $method:ident;)*) => {
         impl Tensor {
             $(
-                $(#[$doc])*
+                $(#[doc = $doc])*
                 pub fn $method(&self, axes: &[usize], keepdim: bool) -> Result<Tensor> {
                     self.reduce_op(ReduceOp::$variant, axes, keepdim)
                 }

@@ -13,10 +13,10 @@ impl Tensor {
 }
 
 macro_rules! unary_methods {
-    ($($(#[$doc:meta])* $variant:ident => $method:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident => $method:ident;)*) => {
         impl Tensor {
             $(
-                $(#[$doc])*
+                $(#[doc = $doc])*
                 pub fn $method(&self) -> Result<Tensor> {
                     self.unary_op(UnaryOp::$variant)
                 }

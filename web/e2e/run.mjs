@@ -30,8 +30,29 @@ const wasm = readFileSync(join(web, "pkg", "tmath_bg.wasm"));
 const sizes = { tarball: statSync(tarball).size, wasm: wasm.length, wasmGzip: gzipSync(wasm, { level: 9 }).length };
 console.log(`package: ${tarball} (${sizes.tarball} bytes); wasm ${sizes.wasm} bytes, ${sizes.wasmGzip} gzipped`);
 writeFileSync(join(project, "package.json"), JSON.stringify({ name: "tmath-e2e", private: true, type: "module" }));
-sh("npm", ["install", "--silent", "--no-audit", "--no-fund", tarball, "playwright-core@^1.50"], project);
+sh("npm", ["install", "--silent", "--no-audit", "--no-fund", tarball, "playwright-core@^1.50", "typescript@^5"], project);
 cpSync(join(here, "site"), project, { recursive: true });
+
+// 2. The package's TypeScript declarations (index.d.ts + the generated pkg/ops.d.ts) as a
+// TypeScript user compiles against them, strict; the @ts-expect-error lines prove it checks.
+writeFileSync(
+  join(project, "types-check.ts"),
+  `import { Engine, Tensor, type Stats } from "tmath";
+const tm: Engine = await Engine.create({ backend: "cpu" });
+const x: Tensor = tm.tensor([1, 2, 3, 4], [2, 2]);
+const y: Tensor = x.geluTanh().add(1).mul(x).maximum(0.5).sum([1], true).softmax(0);
+const z: Tensor = x.matmul(x).mean().relu();
+const d: Promise<Float32Array> = y.data();
+const s: Stats = tm.stats();
+// @ts-expect-error: not an op
+x.notAnOp();
+// @ts-expect-error: a reduction takes axes, not a string
+x.sum("all");
+void [z, d, s];
+`,
+);
+sh(join(project, "node_modules", ".bin", "tsc"), ["--noEmit", "--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext", "--lib", "es2022,dom", "types-check.ts"], project);
+console.log("ok   types: a strict TypeScript consumer compiles against index.d.ts + pkg/ops.d.ts");
 const { chromium: pw } = createRequire(join(project, "package.json"))("playwright-core");
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css", ".png": "image/png" };

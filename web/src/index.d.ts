@@ -1,3 +1,5 @@
+import type { TensorOps } from "../pkg/ops.js";
+
 /** Options of {@link Engine.create}. */
 export interface EngineOptions {
   /** "webgpu" (reject where WebGPU is missing), "cpu", or "auto" (default: WebGPU when granted, else CPU). */
@@ -38,6 +40,9 @@ export class Engine {
   eval(tensors: Tensor[]): Promise<void>;
 }
 
+/** The elementwise and reduction methods (add, gelu, sum, …), generated from the op list. */
+export interface Tensor extends TensorOps {}
+
 /**
  * A lazy n-dimensional f32 array. Ops return new tensors at once and compute nothing until
  * `data()` or `Engine.eval`. A bad shape or axis throws an Error naming the op and the shapes.
@@ -52,34 +57,6 @@ export class Tensor {
   dispose(): void;
   /** Evaluates and reads the elements, row-major. */
   data(): Promise<Float32Array>;
-
-  /** Elementwise a + b. */ add(other: Tensor | number): Tensor;
-  /** Elementwise a - b. */ sub(other: Tensor | number): Tensor;
-  /** Elementwise a · b. */ mul(other: Tensor | number): Tensor;
-  /** Elementwise a / b. */ div(other: Tensor | number): Tensor;
-  /** Elementwise a ** b. */ pow(other: Tensor | number): Tensor;
-  /** Elementwise maximum (NaN if either is NaN). */ maximum(other: Tensor | number): Tensor;
-  /** Elementwise minimum (NaN if either is NaN). */ minimum(other: Tensor | number): Tensor;
-
-  /** -x */ neg(): Tensor;
-  /** |x| */ abs(): Tensor;
-  /** e^x */ exp(): Tensor;
-  /** Natural logarithm. */ log(): Tensor;
-  /** Square root. */ sqrt(): Tensor;
-  /** 1 / sqrt(x). */ rsqrt(): Tensor;
-  /** Sine. */ sin(): Tensor;
-  /** Cosine. */ cos(): Tensor;
-  /** Hyperbolic tangent. */ tanh(): Tensor;
-  /** 1 / (1 + e^-x). */ sigmoid(): Tensor;
-  /** max(x, 0). */ relu(): Tensor;
-  /** GELU, exact (erf) form. */ gelu(): Tensor;
-  /** GELU, tanh approximation. */ geluTanh(): Tensor;
-  /** x · sigmoid(x). */ silu(): Tensor;
-
-  /** Sum over `axes` (an empty list reduces nothing); `keepdim` keeps them as size 1. */ sum(axes: number[], keepdim?: boolean): Tensor;
-  /** Mean over `axes`. */ mean(axes: number[], keepdim?: boolean): Tensor;
-  /** Maximum over `axes`. */ max(axes: number[], keepdim?: boolean): Tensor;
-  /** Minimum over `axes`. */ min(axes: number[], keepdim?: boolean): Tensor;
 
   /** Softmax along `axis` (numerically stable). */ softmax(axis: number): Tensor;
   /** Log-softmax along `axis`. */ logSoftmax(axis: number): Tensor;
