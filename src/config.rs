@@ -3,7 +3,7 @@
 //! [`Device`](crate::Device) that owns it.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Whether the JIT compiles and caches fused kernels.
@@ -18,6 +18,20 @@ pub enum JitMode {
     /// The old engine's behaviour, kept so the gain can be measured: one kernel per op, each
     /// pipeline built anew on every evaluation, nothing cached. Results equal those of `On`.
     Off,
+    /// Like `On`, without the compile stall of a new shape: a kernel whose structure has been
+    /// compiled runs at once on the structure's *generic* pipeline (sizes read from metadata),
+    /// and kernels that prove hot (evaluated again, or large) get their *specialized* pipeline
+    /// compiled off the caller's path (a compile thread natively; between evaluations on the
+    /// browser's event loop), swapped in when ready. Results equal `On`'s: generic and
+    /// specialized kernels do the same arithmetic in the same order. Opt-in.
+    Adaptive,
+}
+
+impl JitMode {
+    /// Kernels are fused and pipelines cached (`On` and `Adaptive`).
+    pub(crate) fn caches(self) -> bool {
+        self != JitMode::Off
+    }
 }
 
 /// Counters of a device, cumulative since it was created and shared by its clones.
@@ -35,10 +49,18 @@ pub struct Stats {
     /// its own kernels, so there this counts what is handed to MLX: one compiled-function call
     /// per evaluation with the JIT on, one per op with it off.
     pub dispatches: u64,
-    /// Total time spent creating pipelines (shader module + pipeline).
+    /// Of `compiles`, the pipelines created off the caller's path ([`JitMode::Adaptive`]'s
+    /// specialized kernels, compiled in the background).
+    pub background_compiles: u64,
+    /// Kernels launched on a generic pipeline (tier 0 of [`JitMode::Adaptive`]; with
+    /// `debug::set_generic_kernels` also under `On`).
+    pub generic_dispatches: u64,
+    /// Kernels launched on a specialized pipeline while in [`JitMode::Adaptive`] (its tier 1).
+    pub specialized_dispatches: u64,
+    /// Total time spent creating pipelines (shader module + pipeline), in the background too.
     pub compile_time: Duration,
     /// Time the device spent running kernels, counted only while profiling is on
-    /// ([`Device::set_profiling`]): GPU timestamps on adapters that have them (natively), the
+    /// ([`Device::set_profiling`](crate::Device::set_profiling)): GPU timestamps on adapters that have them (natively), the
     /// wall time of each op on the CPU.
     pub kernel_time: Duration,
 }
@@ -51,7 +73,8 @@ pub(crate) struct Config {
     /// GPU kernels read their sizes from metadata (one pipeline per structure); see
     /// `crate::codegen::Variant`.
     generic: AtomicBool,
-    stats: Mutex<Stats>,
+    /// Shared with background work (the adaptive mode's compile thread) that outlives a call.
+    stats: Arc<Mutex<Stats>>,
 }
 
 impl Config {
@@ -59,6 +82,7 @@ impl Config {
         let v = match mode {
             JitMode::On => 0,
             JitMode::Off => 1,
+            JitMode::Adaptive => 2,
         };
         self.jit.store(v, Ordering::Relaxed);
     }
@@ -66,6 +90,7 @@ impl Config {
     pub fn jit(&self) -> JitMode {
         match self.jit.load(Ordering::Relaxed) {
             1 => JitMode::Off,
+            2 => JitMode::Adaptive,
             _ => JitMode::On,
         }
     }
@@ -89,6 +114,12 @@ impl Config {
 
     pub fn stats(&self) -> Stats {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A handle to the counters for work that outlives the call recording it.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn stats_handle(&self) -> Arc<Mutex<Stats>> {
+        self.stats.clone()
     }
 
     /// Updates the counters.

@@ -68,13 +68,24 @@ impl RawEngine {
             .map_err(err)
     }
 
-    /// Turns the JIT on (`true`) or off.
-    pub fn set_jit(&self, on: bool) {
-        self.dev
-            .set_jit(if on { JitMode::On } else { JitMode::Off });
+    /// Sets the JIT mode: `"on"`, `"off"` or `"adaptive"`.
+    pub fn set_jit(&self, mode: &str) -> Result<(), JsError> {
+        let mode = match mode {
+            "on" => JitMode::On,
+            "off" => JitMode::Off,
+            "adaptive" => JitMode::Adaptive,
+            other => {
+                return Err(JsError::new(&format!(
+                    "setJit: expected true, false or \"adaptive\", not {other:?}"
+                )))
+            }
+        };
+        self.dev.set_jit(mode);
+        Ok(())
     }
 
-    /// `[compiles, cacheHits, dispatches, compileMs, liveTensors]`.
+    /// `[compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles,
+    /// genericDispatches, specializedDispatches]`.
     pub fn stats(&self) -> Vec<f64> {
         let s = self.dev.stats();
         vec![
@@ -83,6 +94,9 @@ impl RawEngine {
             s.dispatches as f64,
             s.compile_time.as_secs_f64() * 1e3,
             LIVE.with(|n| n.get()) as f64,
+            s.background_compiles as f64,
+            s.generic_dispatches as f64,
+            s.specialized_dispatches as f64,
         ]
     }
 

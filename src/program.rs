@@ -133,6 +133,47 @@ impl Program {
         self.inputs.len() + self.steps.len()
     }
 
+    /// The slot a chain of view steps (permute, slice) rests on: `slot` itself if it is not a
+    /// view. Backends that never run view steps read through them to this slot's buffer.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn base(&self, mut slot: Slot) -> Slot {
+        while let Some(step) = self.step(slot).filter(|st| st.op.is_view()) {
+            slot = step.args[0];
+        }
+        slot
+    }
+
+    /// The value of `slot`, given the values known so far (`known`): a known value as is, else
+    /// the view steps from a known value down the chain applied to it (no data moves).
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn resolve(&self, slot: Slot, known: impl Fn(Slot) -> Option<Value>) -> Result<Value> {
+        let mut chain = vec![];
+        let mut cur = slot;
+        let mut value = loop {
+            if let Some(v) = known(cur) {
+                break v;
+            }
+            match self.step(cur) {
+                Some(step) if step.op.is_view() => {
+                    chain.push(step);
+                    cur = step.args[0];
+                }
+                other => {
+                    return Err(Error::device(format!(
+                        "internal: {} has no value yet",
+                        other.map_or("an input", |st| st.op.name())
+                    )))
+                }
+            }
+        };
+        for step in chain.iter().rev() {
+            value = value.view(&step.op, &step.shape).ok_or_else(|| {
+                Error::device(format!("internal: {} is not a view here", step.op.name()))
+            })?;
+        }
+        Ok(value)
+    }
+
     /// Runs the program step by step: `run(step, argument values)` computes one step. View
     /// steps (permute, slice, and reshape where the layout allows) are resolved here without
     /// calling `run`. Intermediate results are dropped after their last use. Returns the values

@@ -16,7 +16,13 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 async fn webgpu() -> Option<Device> {
     match Device::wgpu_async().await {
-        Ok(d) => Some(d),
+        Ok(d) => {
+            // Built with TMATH_JIT=adaptive: the whole suite in the adaptive mode.
+            if option_env!("TMATH_JIT") == Some("adaptive") {
+                d.set_jit(tmath::JitMode::Adaptive);
+            }
+            Some(d)
+        }
         Err(e) => {
             assert!(
                 option_env!("TMATH_REQUIRE_WEBGPU").is_none(),

@@ -221,7 +221,7 @@ impl State {
             kernel_time: Duration::ZERO,
         };
         let t0 = Instant::now();
-        let outs = if jit == JitMode::On && !p.has_svd() {
+        let outs = if jit.caches() && !p.has_svd() {
             let key = p.clone();
             let t_compile = Instant::now();
             let outs = match self.compiled.get_mut(&key) {

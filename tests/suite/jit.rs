@@ -20,11 +20,13 @@ pub async fn jit_mode_keeps_results(dev: &Device) {
             .sum(&[0], false)
             .unwrap()
     };
-    assert_eq!(dev.jit(), JitMode::On);
+    // The device's mode (On, or Adaptive when the suite runs in it), then off, then back.
+    let mode = dev.jit();
+    assert!(matches!(mode, JitMode::On | JitMode::Adaptive), "{mode:?}");
     let on = read(&graph(&a), &[40]).await;
     dev.set_jit(JitMode::Off);
     let off = read(&graph(&a), &[40]).await;
-    dev.set_jit(JitMode::On);
+    dev.set_jit(mode);
     assert_close("jit on vs off", &on, &to_f64(&off), 1e-5, 1e-5);
 }
 
@@ -95,8 +97,9 @@ pub async fn jit_caches_pipelines(dev: &Device) {
     let s2 = dev.stats();
     assert_ne!(first, second, "new data must give new results");
     assert_eq!(
-        s2.compiles, s1.compiles,
-        "same graph, same shapes: nothing may compile"
+        s2.compiles - s2.background_compiles,
+        s1.compiles - s1.background_compiles,
+        "same graph, same shapes: nothing may compile (on the caller's path)"
     );
     if gpu {
         assert!(s1.compiles > s0.compiles, "the first evaluation compiles");
@@ -112,10 +115,12 @@ pub async fn jit_caches_pipelines(dev: &Device) {
     }
     run(21, 3).await;
     let s3 = dev.stats();
-    if dev.backend_name() == "wgpu" && tmath::debug::generic_kernels(dev) {
+    let generic = tmath::debug::generic_kernels(dev) || dev.jit() == JitMode::Adaptive;
+    if dev.backend_name() == "wgpu" && generic {
         assert_eq!(
-            s3.compiles, s2.compiles,
-            "generic kernels: a new shape compiles nothing"
+            s3.compiles - s3.background_compiles,
+            s2.compiles - s2.background_compiles,
+            "generic kernels: a new shape compiles nothing on the caller's path"
         );
     } else if gpu {
         assert!(s3.compiles > s2.compiles, "a new shape compiles");
@@ -214,4 +219,118 @@ pub async fn jit_fuses_kernels(dev: &Device) {
         .await;
         assert_eq!(n, 1, "matmul + bias + gelu is one kernel");
     }
+}
+
+/// Lets background work run: natively a short sleep, in browsers a turn of the event loop.
+pub async fn pause() {
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    #[cfg(target_arch = "wasm32")]
+    {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            let global = js_sys::global();
+            let f = js_sys::Reflect::get(&global, &"setTimeout".into()).unwrap();
+            js_sys::Function::from(f)
+                .call2(&global, &resolve, &5.into())
+                .unwrap();
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+}
+
+/// `JitMode::Adaptive`: the same results as `On`; on wgpu, after a structure's first
+/// evaluation a new shape compiles nothing on the caller's path (tier 0, generic pipelines), a
+/// kernel evaluated again gets its specialized pipeline in the background (tier 1), and then
+/// runs on it with bit-identical results.
+pub async fn adaptive_tiers(dev: &Device) {
+    let wgpu = dev.backend_name() == "wgpu";
+    // Counted on a fresh device (wgpu), whose caches hold nothing yet.
+    let fresh;
+    let dev = if wgpu {
+        fresh = Device::wgpu_async().await.expect("a second wgpu device");
+        &fresh
+    } else {
+        dev
+    };
+    dev.set_jit(JitMode::Adaptive);
+    let cpu = Device::cpu().unwrap();
+    let layer = |d: &Device, m: usize, seed: u64| {
+        let (x, _) = rand_tensor(d, &[m, 24], seed, -1.0, 1.0);
+        let (w, _) = rand_tensor(d, &[24, 16], seed + 1, -1.0, 1.0);
+        let (b, _) = rand_tensor(d, &[16], seed + 2, -1.0, 1.0);
+        let y = x.matmul(&w).unwrap().add(&b).unwrap().gelu().unwrap();
+        y.softmax(1)
+            .unwrap()
+            .mul(&y)
+            .unwrap()
+            .sum(&[0], false)
+            .unwrap()
+    };
+    let run = |m: usize, seed: u64| {
+        let (dev, cpu) = (dev.clone(), cpu.clone());
+        async move {
+            let got = read(&layer(&dev, m, seed), &[16]).await;
+            let want = read(&layer(&cpu, m, seed), &[16]).await;
+            assert_close(
+                &format!("adaptive, batch {m}"),
+                &got,
+                &to_f64(&want),
+                1e-5,
+                1e-4,
+            );
+            got
+        }
+    };
+    let caller = |s: &tmath::Stats| s.compiles - s.background_compiles;
+    run(20, 1).await;
+    let s1 = dev.stats();
+    // New shapes of the seen structure: nothing compiles on the caller's path.
+    // (All above 16 rows: the reduction over the batch keeps its variant, see ARCHITECTURE.md.)
+    for (i, m) in [21, 17, 33, 64, 100].into_iter().enumerate() {
+        run(m, 10 + i as u64).await;
+    }
+    let s2 = dev.stats();
+    if !wgpu {
+        return;
+    }
+    assert!(
+        caller(&s1) > 0,
+        "the first structure compiles its generic pipelines"
+    );
+    assert_eq!(
+        caller(&s2),
+        caller(&s1),
+        "new shapes of a seen structure compile nothing on the caller's path"
+    );
+    assert!(
+        s2.generic_dispatches > s1.generic_dispatches,
+        "new shapes run on generic pipelines"
+    );
+    // Batch 21 again: hot, so its specialized kernels compile in the background.
+    let generic = run(21, 10).await;
+    let mut waited = 0;
+    loop {
+        let s = dev.stats();
+        let before = s.specialized_dispatches;
+        let again = run(21, 10).await;
+        if dev.stats().specialized_dispatches > before {
+            assert_eq!(
+                again, generic,
+                "specialized kernels give the generic kernels' values"
+            );
+            break;
+        }
+        assert_eq!(again, generic, "the same evaluation gives the same values");
+        waited += 1;
+        assert!(
+            waited < 2000,
+            "the specialized pipelines never arrived ({s:?})"
+        );
+        pause().await;
+    }
+    let s3 = dev.stats();
+    assert!(
+        s3.background_compiles > 0,
+        "specialized pipelines were compiled in the background"
+    );
 }

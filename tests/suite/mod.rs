@@ -45,6 +45,7 @@ pub use reductions::*;
 #[allow(unused_imports)]
 pub use svd::*;
 
+#[cfg(not(target_arch = "wasm32"))]
 use tmath::Device;
 
 /// Calls `$m! { case, case, ... }` with every case of the suite.
@@ -80,6 +81,7 @@ macro_rules! for_each_case {
             invalid_calls_are_errors,
             sizes_beyond_limits,
             generic_kernels,
+            adaptive_tiers,
         }
     };
 }
@@ -126,6 +128,12 @@ pub fn native_devices() -> Vec<Device> {
         !devs.is_empty(),
         "TMATH_TEST_DEVICES={only:?} names no device of this build"
     );
+    // TMATH_JIT=adaptive: the whole suite in the adaptive mode, on every device.
+    if std::env::var("TMATH_JIT").is_ok_and(|v| v == "adaptive") {
+        for d in &devs {
+            d.set_jit(tmath::JitMode::Adaptive);
+        }
+    }
     devs
 }
 

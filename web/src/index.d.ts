@@ -20,6 +20,12 @@ export interface Stats {
   compileMs: number;
   /** Tensor handles not yet freed (by `dispose()` or the garbage collector) in this module. */
   liveTensors: number;
+  /** Of `compiles`, the pipelines created off the caller's path (the "adaptive" JIT). */
+  backgroundCompiles: number;
+  /** Kernels launched on a generic pipeline (sizes as data; the "adaptive" JIT's first tier). */
+  genericDispatches: number;
+  /** Kernels launched on a specialized pipeline in the "adaptive" JIT. */
+  specializedDispatches: number;
 }
 
 /** A device to compute on: WebGPU, or the CPU fallback. */
@@ -33,7 +39,7 @@ export class Engine {
   /** Standard-normal samples, a pure function of (shape, seed): the same values on every backend. */
   randn(shape: number[], seed?: number): Tensor;
   /** JIT on (default) or off: one kernel per op, rebuilt every evaluation (to measure the gain). */
-  setJit(on: boolean): void;
+  setJit(mode: boolean | "adaptive"): void;
   /** The engine's counters. */
   stats(): Stats;
   /** Evaluates several tensors in one schedule; shared work is done once. */

@@ -51,9 +51,15 @@ export class Engine {
     return new Tensor(this, this._raw.randn(checkDims("randn", shape), seed));
   }
 
-  /** JIT on (true, the default) or off (one kernel per op, rebuilt every time). */
-  setJit(on) {
-    this._raw.set_jit(!!on);
+  /**
+   * JIT on (true, the default), off (false: one kernel per op, rebuilt every time), or
+   * "adaptive" (no compile stall at a new shape; specialized kernels compiled between
+   * evaluations).
+   */
+  setJit(mode) {
+    if (mode === "adaptive") this._raw.set_jit("adaptive");
+    else if (typeof mode === "boolean") this._raw.set_jit(mode ? "on" : "off");
+    else throw new Error(`setJit: expected true, false or "adaptive", got ${JSON.stringify(mode)}`);
   }
 
   /**
@@ -61,8 +67,8 @@ export class Engine {
    * dispose() or the garbage collector) in this module.
    */
   stats() {
-    const [compiles, cacheHits, dispatches, compileMs, liveTensors] = this._raw.stats();
-    return { compiles, cacheHits, dispatches, compileMs, liveTensors };
+    const [compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches] = this._raw.stats();
+    return { compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches };
   }
 
   /** Evaluates several tensors in one schedule (shared work once). */

@@ -101,8 +101,12 @@ test("randn, svd, eval and stats", async () => {
   const after = tm.stats();
   assert.equal(after.compiles, 0);
   assert.ok(after.dispatches > before.dispatches);
-  assert.deepEqual(Object.keys(after).sort(), ["cacheHits", "compileMs", "compiles", "dispatches", "liveTensors"]);
+  assert.deepEqual(Object.keys(after).sort(), ["backgroundCompiles", "cacheHits", "compileMs", "compiles", "dispatches", "genericDispatches", "liveTensors", "specializedDispatches"]);
+  assert.equal(after.backgroundCompiles, 0);
   tm.setJit(false);
+  tm.setJit("adaptive");
+  close(await a.exp().add(1).data(), await p.data(), 0, "adaptive gives the same values");
+  assert.throws(() => tm.setJit("fast"), /setJit: expected true, false or "adaptive"/);
   tm.setJit(true);
 });
 

@@ -18,7 +18,7 @@ use crate::shape::{numel, Layout};
 impl WgpuBackend {
     /// Specialized kernels, unless this device asked for generic ones (with the JIT on; the
     /// JIT off always compiles specialized kernels, as the old engine did).
-    pub(super) fn variant(cfg: &Config) -> Variant {
+    fn fixed_variant(cfg: &Config) -> Variant {
         if cfg.jit() == JitMode::On && cfg.generic_kernels() {
             Variant::Generic
         } else {
@@ -26,19 +26,45 @@ impl WgpuBackend {
         }
     }
 
+    /// The variant kernels that run together (one kernel, or an SVD's stages) use: with
+    /// [`JitMode::Adaptive`] specialized once all are compiled, else generic, queueing the
+    /// specialized compiles of hot ones in the background; otherwise fixed by the device.
+    pub(super) fn variant(&self, descs: &[KernelDesc], cfg: &Config) -> Variant {
+        if cfg.jit() != JitMode::Adaptive {
+            return Self::fixed_variant(cfg);
+        }
+        let (variant, hot) = self.pipelines.choose(descs);
+        self.compiler
+            .request(&self.ctx, &self.pipelines, hot, cfg.stats_handle());
+        variant
+    }
+
+    /// Counts `n` dispatches of kernels in `variant`.
+    pub(super) fn count_dispatches(cfg: &Config, variant: Variant, n: u64) {
+        let adaptive = cfg.jit() == JitMode::Adaptive;
+        cfg.record(|s| {
+            s.dispatches += n;
+            match variant {
+                Variant::Generic => s.generic_dispatches += n,
+                Variant::Specialized if adaptive => s.specialized_dispatches += n,
+                Variant::Specialized => {}
+            }
+        });
+    }
+
     pub(super) fn run_program(&self, p: &Lowered, cfg: &Config) -> Result<Vec<Value>> {
         let _submit = lock(&self.submit);
         self.ctx.check_errors()?;
-        let kernels = schedule(p, cfg.jit() == JitMode::On, self.ctx.max_slots());
+        let kernels = schedule(p, cfg.jit().caches(), self.ctx.max_slots());
         // Reads left per computed value: kernel bindings (through views) and returned slots.
         let mut uses: HashMap<Slot, usize> = HashMap::new();
         for k in &kernels {
             for &s in &k.slots {
-                *uses.entry(base(p, s)).or_default() += 1;
+                *uses.entry(p.base(s)).or_default() += 1;
             }
         }
         for &r in &p.returned {
-            *uses.entry(base(p, r)).or_default() += 1;
+            *uses.entry(p.base(r)).or_default() += 1;
         }
         let mut live: HashMap<Slot, Value> = p.inputs.iter().cloned().enumerate().collect();
         let mut enc: Option<wgpu::CommandEncoder> = None;
@@ -47,7 +73,7 @@ impl WgpuBackend {
             let value = self.run_kernel(&mut enc, p, k, &live, cfg)?;
             live.insert(k.root, value);
             for &s in &k.slots {
-                let b = base(p, s);
+                let b = p.base(s);
                 if let Some(n) = uses.get_mut(&b) {
                     *n -= 1;
                     if *n == 0 {
@@ -62,7 +88,10 @@ impl WgpuBackend {
         #[cfg(not(target_arch = "wasm32"))]
         self.profiler.finish(&self.ctx, cfg)?;
         self.ctx.check_errors()?;
-        p.returned.iter().map(|&r| resolve(p, r, &live)).collect()
+        p.returned
+            .iter()
+            .map(|&r| p.resolve(r, |s| live.get(&s).cloned()))
+            .collect()
     }
 
     fn run_kernel(
@@ -80,18 +109,15 @@ impl WgpuBackend {
         let slots = k
             .slots
             .iter()
-            .map(|&s| resolve(p, s, live))
+            .map(|&s| p.resolve(s, |x| live.get(&x).cloned()))
             .collect::<Result<Vec<_>>>()?;
         // A reshape that is a plain copy becomes a view when the strides allow.
         if matches!(step.op, Op::Reshape)
             && k.epilogue.is_copy()
             && matches!(k.body, Body::Elementwise)
         {
-            if let Some(layout) = slots[0].layout.reshape(shape) {
-                return Ok(Value {
-                    storage: slots[0].storage.clone(),
-                    layout,
-                });
+            if let Some(v) = slots[0].view(&step.op, shape) {
+                return Ok(v);
             }
         }
         let desc = KernelDesc {
@@ -198,7 +224,7 @@ impl WgpuBackend {
         if numel(&desc.out_shape) == 0 || x == 0 || y == 0 || z == 0 {
             return Ok(());
         }
-        let variant = Self::variant(cfg);
+        let variant = self.variant(std::slice::from_ref(desc), cfg);
         let compiled = self.pipelines.get(&self.ctx, desc, variant, cfg)?;
         let meta = self.meta_buffer(variant, &compiled.meta);
         let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
@@ -209,7 +235,7 @@ impl WgpuBackend {
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(x, y, z);
         drop(pass);
-        cfg.record(|s| s.dispatches += 1);
+        Self::count_dispatches(cfg, variant, 1);
         Ok(())
     }
 
@@ -239,42 +265,4 @@ impl WgpuBackend {
         self.encode_kernel(enc, &desc, &out, &[gpu(v)?], cfg)?;
         Ok(out)
     }
-}
-
-/// The value of slot `s`, following view steps (permute, slice) down to a computed or input
-/// value.
-fn resolve(p: &Lowered, s: Slot, live: &HashMap<Slot, Value>) -> Result<Value> {
-    let mut chain = vec![];
-    let mut cur = s;
-    let mut value = loop {
-        if let Some(v) = live.get(&cur) {
-            break v.clone();
-        }
-        match p.step(cur) {
-            Some(step) if step.op.is_view() => {
-                chain.push(step);
-                cur = step.args[0];
-            }
-            other => {
-                return Err(Error::device(format!(
-                    "internal: {} has no value yet",
-                    other.map_or("an input", |st| st.op.name())
-                )))
-            }
-        }
-    };
-    for step in chain.iter().rev() {
-        value = value.view(&step.op, &step.shape).ok_or_else(|| {
-            Error::device(format!("internal: {} is not a view here", step.op.name()))
-        })?;
-    }
-    Ok(value)
-}
-
-/// The slot a view chain rests on (itself if it is not a view).
-fn base(p: &Lowered, mut s: Slot) -> Slot {
-    while let Some(step) = p.step(s).filter(|st| st.op.is_view()) {
-        s = step.args[0];
-    }
-    s
 }

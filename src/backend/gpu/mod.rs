@@ -7,10 +7,12 @@
 //! - [`profiler::Profiler`]: kernel time from timestamps;
 //! - `readback`: async and blocking reads;
 //! - `executor`: plan → schedule → kernels → one command buffer;
-//! - `svd`: the driver of the Jacobi SVD stages.
+//! - `svd`: the driver of the Jacobi SVD stages;
+//! - [`compiler::Compiler`]: the adaptive mode's background compiles.
 //!
 //! What a kernel is (its WGSL, launch and bindings) is decided by `crate::codegen` alone.
 
+mod compiler;
 mod context;
 mod executor;
 mod pipelines;
@@ -21,8 +23,9 @@ mod svd;
 
 pub(crate) use self::pool::GpuBuffer;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use self::compiler::Compiler;
 use self::context::Context;
 use self::pipelines::Pipelines;
 use self::pool::Buffers;
@@ -33,8 +36,10 @@ use crate::error::{Error, Result};
 use crate::program::{downcast, Program, Storage, Value};
 
 pub(crate) struct WgpuBackend {
-    ctx: Context,
-    pipelines: Pipelines,
+    ctx: Arc<Context>,
+    pipelines: Arc<Pipelines>,
+    /// The adaptive mode's background compiles.
+    compiler: Compiler,
     buffers: Buffers,
     profiler: Profiler,
     /// Held from the first buffer taken from the pool to the submit of the commands that use
@@ -56,9 +61,10 @@ fn gpu(v: &Value) -> Result<&GpuBuffer> {
 impl WgpuBackend {
     /// Requests the adapter and device (async: browsers demand it).
     pub async fn new() -> Result<WgpuBackend> {
-        let ctx = Context::new().await?;
+        let ctx = Arc::new(Context::new().await?);
         Ok(WgpuBackend {
-            pipelines: Pipelines::new(&ctx),
+            pipelines: Arc::new(Pipelines::new(&ctx)),
+            compiler: Compiler::new(),
             ctx,
             buffers: Buffers::default(),
             profiler: Profiler::default(),

@@ -72,6 +72,10 @@ struct Cache {
     entries: HashMap<Key, Entry>,
     /// Description → generic key and metadata.
     memo: HashMap<KernelDesc, (TextKey, Arc<[u32]>)>,
+    /// Adaptive mode: how often each description was asked for (hot at 2), and which have a
+    /// specialized compile requested.
+    seen: HashMap<KernelDesc, u32>,
+    requested: std::collections::HashSet<KernelDesc>,
     tick: u64,
     bytes: u64,
     budget: u64,
@@ -136,6 +140,10 @@ pub(crate) struct Compiled {
     pub meta: Arc<[u32]>,
 }
 
+/// Kernels with at least this many output elements are hot at once in the adaptive mode (their
+/// specialized compile pays for itself within one evaluation).
+const HOT_ELEMENTS: usize = 1 << 22;
+
 pub(crate) struct Pipelines {
     cache: Mutex<Cache>,
     layouts: Mutex<HashMap<(Bindings, bool), Layouts>>,
@@ -156,6 +164,8 @@ impl Pipelines {
             cache: Mutex::new(Cache {
                 entries: HashMap::new(),
                 memo: HashMap::new(),
+                seen: HashMap::new(),
+                requested: Default::default(),
                 tick: 0,
                 bytes: 0,
                 budget,
@@ -240,7 +250,7 @@ impl Pipelines {
         variant: Variant,
         cfg: &Config,
     ) -> Result<Compiled> {
-        let cached = cfg.jit() == crate::config::JitMode::On;
+        let cached = cfg.jit().caches();
         let bindings = desc.launch().bindings;
         let generic = variant == Variant::Generic;
         // Find the key (rendering a generic kernel the first time its description is seen).
@@ -281,6 +291,27 @@ impl Pipelines {
                 Key::Specialized(_) => codegen::render(desc, Variant::Specialized).text,
             },
         };
+        let (pipeline, bytes, dt) = self.compile(ctx, source, bindings, generic);
+        cfg.record(|s| {
+            s.compiles += 1;
+            s.compile_time += dt;
+        });
+        ctx.check_errors()
+            .map_err(|e| Error::device(format!("compiling a {:?} kernel: {e}", desc.name())))?;
+        if cached {
+            lock(&self.cache).insert(key, pipeline.clone(), bytes);
+        }
+        Ok(Compiled { pipeline, meta })
+    }
+
+    /// Creates a pipeline from WGSL: the pipeline, its estimated bytes and the time it took.
+    fn compile(
+        &self,
+        ctx: &Context,
+        source: String,
+        bindings: Bindings,
+        generic: bool,
+    ) -> (Arc<wgpu::ComputePipeline>, u64, std::time::Duration) {
         codegen::log_compiled(&source);
         let bytes = cost(source.len(), ctx.is_software());
         let (_, pl) = self.layout(ctx, bindings, generic);
@@ -301,17 +332,65 @@ impl Pipelines {
                 cache: self.disk_cache(),
             },
         ));
-        let dt = web_time_now().saturating_sub(t0);
-        cfg.record(|s| {
-            s.compiles += 1;
-            s.compile_time += dt;
-        });
-        ctx.check_errors()
-            .map_err(|e| Error::device(format!("compiling a {:?} kernel: {e}", desc.name())))?;
-        if cached {
-            lock(&self.cache).insert(key, pipeline.clone(), bytes);
+        (pipeline, bytes, web_time_now().saturating_sub(t0))
+    }
+
+    /// The adaptive mode's choice for kernels that run together (one kernel, or the stages of
+    /// an SVD, which share their bindings): specialized when every one has its specialized
+    /// pipeline cached, else generic. Descriptions seen again (or large) are hot; the hot ones
+    /// without a specialized pipeline are returned, for compiling off the caller's path.
+    pub fn choose(&self, descs: &[KernelDesc]) -> (Variant, Vec<KernelDesc>) {
+        let mut cache = lock(&self.cache);
+        if descs
+            .iter()
+            .all(|d| cache.entries.contains_key(&Key::Specialized(d.clone())))
+        {
+            return (Variant::Specialized, vec![]);
         }
-        Ok(Compiled { pipeline, meta })
+        if cache.seen.len() >= MEMO_CAPACITY {
+            cache.seen.clear();
+        }
+        let mut hot = vec![];
+        for d in descs {
+            let n = cache.seen.entry(d.clone()).or_default();
+            *n = n.saturating_add(1);
+            let is_hot = *n >= 2 || crate::shape::numel(&d.out_shape) >= HOT_ELEMENTS;
+            if is_hot
+                && !cache.entries.contains_key(&Key::Specialized(d.clone()))
+                && cache.requested.insert(d.clone())
+            {
+                hot.push(d.clone());
+            }
+        }
+        (Variant::Generic, hot)
+    }
+
+    /// Compiles the specialized pipeline of `desc` into the cache (the adaptive mode's
+    /// background work), counting it in `stats`. A compile that fails is dropped: the generic
+    /// pipeline keeps serving the kernel.
+    pub async fn compile_specialized(
+        &self,
+        ctx: &Context,
+        desc: &KernelDesc,
+        stats: &Mutex<crate::config::Stats>,
+    ) {
+        let key = Key::Specialized(desc.clone());
+        if lock(&self.cache).entries.contains_key(&key) {
+            return;
+        }
+        let source = codegen::render(desc, Variant::Specialized).text;
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let (pipeline, bytes, dt) = self.compile(ctx, source, desc.launch().bindings, false);
+        let failed = scope.pop().await.is_some();
+        {
+            let mut s = lock(stats);
+            s.compiles += 1;
+            s.background_compiles += 1;
+            s.compile_time += dt;
+        }
+        if !failed {
+            lock(&self.cache).insert(key, pipeline, bytes);
+        }
     }
 
     /// The on-disk pipeline cache to compile through (marked as changed), if any.

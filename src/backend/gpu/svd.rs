@@ -74,7 +74,6 @@ impl WgpuBackend {
         } else {
             stage::ROTATE
         };
-        let variant = Self::variant(cfg);
         let stages = [
             stage::INIT,
             rotate,
@@ -82,9 +81,11 @@ impl WgpuBackend {
             stage::COMPLETE,
             stage::FINALIZE,
         ];
-        let compiled = stages
+        let descs: Vec<KernelDesc> = stages.iter().map(|&s| stage_desc(s)).collect();
+        let variant = self.variant(&descs, cfg);
+        let compiled = descs
             .iter()
-            .map(|&s| self.pipelines.get(ctx, &stage_desc(s), variant, cfg))
+            .map(|d| self.pipelines.get(ctx, d, variant, cfg))
             .collect::<Result<Vec<_>>>()?;
         // Every stage renders the same sizes, so one metadata uniform serves them all.
         let meta = self.meta_buffer(variant, &compiled[0].meta);
@@ -107,7 +108,7 @@ impl WgpuBackend {
             meta.as_ref(),
         );
         let dispatch = |enc: &mut wgpu::CommandEncoder, i: usize, offsets: &[u32]| -> Result<()> {
-            let launch = stage_desc(stages[i]).launch();
+            let launch = descs[i].launch();
             let [x, y, z] = ctx.launch_grid("svd", launch.groups)?;
             let mut pass = self.profiler.begin_pass(enc, "svd");
             pass.set_pipeline(&compiled[i].pipeline);
@@ -116,7 +117,7 @@ impl WgpuBackend {
                 pass.dispatch_workgroups(x, y, z);
             }
             drop(pass);
-            cfg.record(|s| s.dispatches += offsets.len() as u64);
+            Self::count_dispatches(cfg, variant, offsets.len() as u64);
             Ok(())
         };
         let mut enc = enc;
