@@ -4,6 +4,7 @@
 //!
 //! `tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick] [--only SECTION/OP[,..]] [--reps N] [--out DIR]`
 
+mod adaptive;
 mod plot;
 mod report;
 
@@ -559,6 +560,19 @@ fn main() {
             }
             std::env::set_var("TMATH_PIPELINE_CACHE", "off");
             let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    // The adaptive mode against On and Off (GPU devices: the modes differ only there).
+    let wanted = |s: &str| {
+        args.only.as_deref().map_or(true, |o| {
+            o.split(',')
+                .any(|w| !w.trim().is_empty() && s.contains(w.trim()))
+        })
+    };
+    if wanted(adaptive::SECTION) {
+        for (name, kind) in kinds.iter().filter(|(n, _)| *n == "wgpu") {
+            println!("[adaptive] rows on {name}");
+            rows.extend(adaptive::rows(*kind, args.quick, reps));
         }
     }
     let mut devices = vec![];

@@ -24,6 +24,8 @@ pub(crate) struct Row {
     pub dispatches: u64,
     pub max_abs_err: Option<f64>,
     pub failed: Option<String>,
+    /// Pipelines compiled off the caller's path (adaptive rows), when counted.
+    pub background_compiles: Option<u64>,
 }
 
 impl Row {
@@ -44,6 +46,35 @@ impl Row {
             dispatches: 0,
             max_abs_err: None,
             failed: None,
+            background_compiles: None,
+        }
+    }
+
+    /// A row that is not made from a [`Case`] (the adaptive rows).
+    pub fn bare(
+        section: &'static str,
+        op: String,
+        shape: Vec<usize>,
+        dev: &Device,
+        mode: &'static str,
+    ) -> Row {
+        Row {
+            section,
+            op,
+            shape,
+            device: dev.adapter_name(),
+            backend: dev.backend_name().into(),
+            mode,
+            times: vec![],
+            kernel_ms: None,
+            flops: 0.0,
+            bytes: 0.0,
+            compiles: 0,
+            compile_ms: 0.0,
+            dispatches: 0,
+            max_abs_err: None,
+            failed: None,
+            background_compiles: None,
         }
     }
 
@@ -282,6 +313,25 @@ pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
                 ms(g),
                 k(g),
                 ratio
+            );
+        }
+    }
+    let adaptive: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.section == crate::adaptive::SECTION)
+        .collect();
+    if !adaptive.is_empty() {
+        s += "\n## Adaptive execution (`JitMode::Adaptive`) against `On` and `Off`\n\n| case | device | mode | ms (median) | pipelines compiled on the caller's path | in the background |\n|---|---|---|---|---|---|\n";
+        for r in adaptive {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.op,
+                r.device,
+                r.mode,
+                ms(Some(r)),
+                r.compiles,
+                r.background_compiles.map_or("–".into(), |b| b.to_string())
             );
         }
     }

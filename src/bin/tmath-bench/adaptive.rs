@@ -1,0 +1,234 @@
+//! Rows of the adaptive mode (`JitMode::Adaptive`) against `On` and `Off`: the first result at
+//! a never-seen batch size of a seen graph, a sweep over many batch sizes, the steady state,
+//! and tiny work (against the CPU device too).
+
+use std::time::{Duration, Instant};
+
+use tmath::{Device, JitMode, Tensor};
+
+use crate::{Kind, Row};
+
+/// The section of these rows in the report.
+pub(crate) const SECTION: &str = "adaptive";
+
+/// The inputs of [`layer`] at batch size `b`, realized (so timing covers the layer only).
+fn inputs(dev: &Device, b: usize, width: usize, seed: u64) -> tmath::Result<Vec<Tensor>> {
+    let v = vec![
+        Tensor::randn(&[b, width], seed, dev)?,
+        Tensor::randn(&[width, width], 1, dev)?,
+        Tensor::randn(&[width], 2, dev)?,
+        Tensor::randn(&[width, width], 3, dev)?,
+        Tensor::randn(&[width], 4, dev)?,
+        Tensor::scalar(0.05, dev)?,
+    ];
+    tmath::eval(&v.iter().collect::<Vec<_>>())?;
+    Ok(v)
+}
+
+/// A 10-op MLP layer: `-(sum_0 log_softmax(relu(((gelu(x·w1 + b1))·w2 + b2)·s)))`.
+fn layer(x: &[Tensor]) -> tmath::Result<Tensor> {
+    let [x, w1, b1, w2, b2, s] = x else {
+        unreachable!("six inputs")
+    };
+    let h = x.matmul(w1)?.add(b1)?.gelu()?;
+    h.matmul(w2)?
+        .add(b2)?
+        .mul(s)?
+        .relu()?
+        .log_softmax(1)?
+        .sum(&[0], false)?
+        .neg()
+}
+
+/// Evaluates and waits; the wall time in ms.
+fn timed(dev: &Device, t: &Tensor) -> tmath::Result<f64> {
+    let t0 = Instant::now();
+    tmath::eval(&[t])?;
+    dev.synchronize()?;
+    Ok(t0.elapsed().as_secs_f64() * 1e3)
+}
+
+fn mode_of(name: &str) -> JitMode {
+    match name {
+        "off" => JitMode::Off,
+        "adaptive" => JitMode::Adaptive,
+        _ => JitMode::On,
+    }
+}
+
+fn row(dev: &Device, op: String, shape: Vec<usize>, mode: &'static str) -> Row {
+    Row::bare(SECTION, op, shape, dev, mode)
+}
+
+/// Counts compiles on the caller's path and in the background between two snapshots.
+fn compiles(row: &mut Row, before: &tmath::Stats, after: &tmath::Stats) {
+    let bg = after.background_compiles - before.background_compiles;
+    row.compiles = after.compiles - before.compiles - bg;
+    row.background_compiles = Some(bg);
+}
+
+/// Lets background compiles finish (the adaptive mode's), at most `limit`.
+fn settle(dev: &Device, limit: Duration) {
+    let t0 = Instant::now();
+    let mut last = dev.stats().background_compiles;
+    while t0.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = dev.stats().background_compiles;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+}
+
+pub(crate) fn rows(kind: Kind, quick: bool, reps: usize) -> Vec<Row> {
+    let mut rows = vec![];
+    let width = if quick { 64 } else { 256 };
+    let sweep = if quick { 12 } else { 200 };
+    let run = |rows: &mut Vec<Row>, f: &dyn Fn() -> tmath::Result<Row>, what: &str| match f() {
+        Ok(r) => rows.push(r),
+        Err(e) => eprintln!("  adaptive: {what}: {e}"),
+    };
+    // 1. The first result at a never-seen batch size of a seen graph.
+    for mode in ["on", "adaptive", "off"] {
+        run(
+            &mut rows,
+            &|| {
+                let dev = kind.make()?;
+                dev.set_jit(mode_of(mode));
+                let mut r = row(
+                    &dev,
+                    format!("mlp layer ({width} wide): first result at a new batch size"),
+                    vec![97, width],
+                    mode,
+                );
+                let seen = inputs(&dev, 96, width, 5)?;
+                for _ in 0..3 {
+                    timed(&dev, &layer(&seen)?)?;
+                }
+                settle(&dev, Duration::from_secs(5));
+                let new = inputs(&dev, 97, width, 6)?;
+                let before = dev.stats();
+                r.times.push(timed(&dev, &layer(&new)?)?);
+                compiles(&mut r, &before, &dev.stats());
+                Ok(r)
+            },
+            "first result",
+        );
+    }
+    // 2. Many batch sizes, each evaluated once.
+    for mode in ["on", "adaptive", "off"] {
+        let n = if mode == "off" {
+            (sweep / 10).max(3)
+        } else {
+            sweep
+        };
+        run(
+            &mut rows,
+            &|| {
+                let dev = kind.make()?;
+                dev.set_jit(mode_of(mode));
+                let mut r = row(
+                    &dev,
+                    format!("mlp layer ({width} wide): batch sizes 1..={n}, once each (total)"),
+                    vec![n, width],
+                    mode,
+                );
+                let all = (1..=n)
+                    .map(|b| inputs(&dev, b, width, b as u64))
+                    .collect::<tmath::Result<Vec<_>>>()?;
+                dev.synchronize()?;
+                let before = dev.stats();
+                let t0 = Instant::now();
+                for x in &all {
+                    tmath::eval(&[&layer(x)?])?;
+                }
+                dev.synchronize()?;
+                r.times.push(t0.elapsed().as_secs_f64() * 1e3);
+                compiles(&mut r, &before, &dev.stats());
+                Ok(r)
+            },
+            "sweep",
+        );
+    }
+    // 3. The steady state after warm-up (one batch size, evaluated again and again).
+    for mode in ["on", "adaptive"] {
+        run(
+            &mut rows,
+            &|| {
+                let dev = kind.make()?;
+                dev.set_jit(mode_of(mode));
+                let mut r = row(
+                    &dev,
+                    format!("mlp layer ({width} wide): steady state"),
+                    vec![256, width],
+                    mode,
+                );
+                let x = inputs(&dev, 256, width, 9)?;
+                for _ in 0..3 {
+                    timed(&dev, &layer(&x)?)?;
+                }
+                settle(&dev, Duration::from_secs(5));
+                let before = dev.stats();
+                for _ in 0..reps {
+                    r.times.push(timed(&dev, &layer(&x)?)?);
+                }
+                compiles(&mut r, &before, &dev.stats());
+                Ok(r)
+            },
+            "steady state",
+        );
+    }
+    // 4. Tiny work, against the CPU device.
+    type Tiny = (
+        &'static str,
+        fn(&Device) -> tmath::Result<Vec<Tensor>>,
+        fn(&[Tensor]) -> tmath::Result<Tensor>,
+    );
+    let tiny: [Tiny; 2] = [
+        (
+            "8×8 add",
+            |d| {
+                Ok(vec![
+                    Tensor::randn(&[8, 8], 1, d)?,
+                    Tensor::randn(&[8, 8], 2, d)?,
+                ])
+            },
+            |x| x[0].add(&x[1]),
+        ),
+        (
+            "16-element sum",
+            |d| Ok(vec![Tensor::randn(&[16], 3, d)?]),
+            |x| x[0].sum(&[0], false),
+        ),
+    ];
+    for (name, make, op) in tiny {
+        for (mode, k) in [("on", kind), ("adaptive", kind), ("cpu device", Kind::Cpu)] {
+            run(
+                &mut rows,
+                &|| {
+                    let dev = k.make()?;
+                    if mode == "adaptive" {
+                        dev.set_jit(JitMode::Adaptive);
+                    }
+                    let mut r = row(&dev, format!("tiny: {name}"), vec![], mode);
+                    let x = make(&dev)?;
+                    tmath::eval(&x.iter().collect::<Vec<_>>())?;
+                    for _ in 0..3 {
+                        op(&x)?.to_vec()?;
+                    }
+                    settle(&dev, Duration::from_secs(2));
+                    for _ in 0..reps {
+                        // The op and its read-back (what a user of tiny work waits for).
+                        let t0 = Instant::now();
+                        op(&x)?.to_vec()?;
+                        r.times.push(t0.elapsed().as_secs_f64() * 1e3);
+                    }
+                    Ok(r)
+                },
+                "tiny",
+            );
+        }
+    }
+    rows
+}
