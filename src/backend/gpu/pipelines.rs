@@ -76,6 +76,8 @@ struct Cache {
     /// specialized compile requested.
     seen: HashMap<KernelDesc, u32>,
     requested: std::collections::HashSet<KernelDesc>,
+    /// Descriptions whose specialized pipeline is in `entries` (looked up without a clone).
+    ready: std::collections::HashSet<KernelDesc>,
     tick: u64,
     bytes: u64,
     budget: u64,
@@ -106,9 +108,16 @@ impl Cache {
             if let Some(e) = self.entries.remove(&old) {
                 self.bytes -= e.bytes;
             }
+            if let Key::Specialized(d) = &old {
+                self.ready.remove(d);
+                self.requested.remove(d);
+            }
         }
         self.tick += 1;
         self.bytes += bytes;
+        if let Key::Specialized(d) = &key {
+            self.ready.insert(d.clone());
+        }
         self.entries.insert(
             key,
             Entry {
@@ -166,6 +175,7 @@ impl Pipelines {
                 memo: HashMap::new(),
                 seen: HashMap::new(),
                 requested: Default::default(),
+                ready: Default::default(),
                 tick: 0,
                 bytes: 0,
                 budget,
@@ -341,10 +351,7 @@ impl Pipelines {
     /// without a specialized pipeline are returned, for compiling off the caller's path.
     pub fn choose(&self, descs: &[KernelDesc]) -> (Variant, Vec<KernelDesc>) {
         let mut cache = lock(&self.cache);
-        if descs
-            .iter()
-            .all(|d| cache.entries.contains_key(&Key::Specialized(d.clone())))
-        {
+        if descs.iter().all(|d| cache.ready.contains(d)) {
             return (Variant::Specialized, vec![]);
         }
         if cache.seen.len() >= MEMO_CAPACITY {
@@ -352,13 +359,19 @@ impl Pipelines {
         }
         let mut hot = vec![];
         for d in descs {
-            let n = cache.seen.entry(d.clone()).or_default();
-            *n = n.saturating_add(1);
-            let is_hot = *n >= 2 || crate::shape::numel(&d.out_shape) >= HOT_ELEMENTS;
-            if is_hot
-                && !cache.entries.contains_key(&Key::Specialized(d.clone()))
-                && cache.requested.insert(d.clone())
-            {
+            let n = match cache.seen.get_mut(d) {
+                Some(n) => {
+                    *n = n.saturating_add(1);
+                    *n
+                }
+                None => {
+                    cache.seen.insert(d.clone(), 1);
+                    1
+                }
+            };
+            let is_hot = n >= 2 || crate::shape::numel(&d.out_shape) >= HOT_ELEMENTS;
+            if is_hot && !cache.ready.contains(d) && !cache.requested.contains(d) {
+                cache.requested.insert(d.clone());
                 hot.push(d.clone());
             }
         }
@@ -388,9 +401,11 @@ impl Pipelines {
             s.background_compiles += 1;
             s.compile_time += dt;
         }
+        let mut cache = lock(&self.cache);
         if !failed {
-            lock(&self.cache).insert(key, pipeline, bytes);
+            cache.insert(key, pipeline, bytes);
         }
+        cache.requested.remove(desc);
     }
 
     /// The on-disk pipeline cache to compile through (marked as changed), if any.

@@ -67,18 +67,22 @@ fn compiles(row: &mut Row, before: &tmath::Stats, after: &tmath::Stats) {
     row.background_compiles = Some(bg);
 }
 
-/// Lets background compiles finish (the adaptive mode's), at most `limit`.
-fn settle(dev: &Device, limit: Duration) {
+/// Evaluates `f` until no kernel runs on a generic pipeline any more (the adaptive mode's
+/// specialized pipelines have arrived), at most `limit`; a no-op in other modes.
+fn settle(dev: &Device, limit: Duration, f: &dyn Fn() -> tmath::Result<()>) -> tmath::Result<()> {
+    if dev.jit() != JitMode::Adaptive {
+        return Ok(());
+    }
     let t0 = Instant::now();
-    let mut last = dev.stats().background_compiles;
     while t0.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(50));
-        let now = dev.stats().background_compiles;
-        if now == last {
+        let before = dev.stats().generic_dispatches;
+        f()?;
+        if dev.stats().generic_dispatches == before {
             break;
         }
-        last = now;
+        std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(())
 }
 
 pub(crate) fn rows(kind: Kind, quick: bool, reps: usize) -> Vec<Row> {
@@ -106,7 +110,6 @@ pub(crate) fn rows(kind: Kind, quick: bool, reps: usize) -> Vec<Row> {
                 for _ in 0..3 {
                     timed(&dev, &layer(&seen)?)?;
                 }
-                settle(&dev, Duration::from_secs(5));
                 let new = inputs(&dev, 97, width, 6)?;
                 let before = dev.stats();
                 r.times.push(timed(&dev, &layer(&new)?)?);
@@ -168,7 +171,9 @@ pub(crate) fn rows(kind: Kind, quick: bool, reps: usize) -> Vec<Row> {
                 for _ in 0..3 {
                     timed(&dev, &layer(&x)?)?;
                 }
-                settle(&dev, Duration::from_secs(5));
+                settle(&dev, Duration::from_secs(20), &|| {
+                    timed(&dev, &layer(&x)?).map(|_| ())
+                })?;
                 let before = dev.stats();
                 for _ in 0..reps {
                     r.times.push(timed(&dev, &layer(&x)?)?);
@@ -217,7 +222,9 @@ pub(crate) fn rows(kind: Kind, quick: bool, reps: usize) -> Vec<Row> {
                     for _ in 0..3 {
                         op(&x)?.to_vec()?;
                     }
-                    settle(&dev, Duration::from_secs(2));
+                    settle(&dev, Duration::from_secs(20), &|| {
+                        op(&x)?.to_vec().map(|_| ())
+                    })?;
                     for _ in 0..reps {
                         // The op and its read-back (what a user of tiny work waits for).
                         let t0 = Instant::now();
