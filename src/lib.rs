@@ -57,6 +57,11 @@ pub mod debug {
         device.set_generic_kernels(on);
     }
 
+    /// True for a GPU API implemented on the CPU (Mesa lavapipe, SwiftShader, WARP).
+    pub fn is_software(device: &crate::Device) -> bool {
+        device.backend().is_software()
+    }
+
     /// Whether this device's GPU kernels are generic (see [`set_generic_kernels`]).
     pub fn generic_kernels(device: &crate::Device) -> bool {
         device.generic_kernels()

@@ -55,7 +55,6 @@ pub(crate) trait Backend: MaybeSendSync {
     /// The adapter (or processor) name.
     fn adapter_name(&self) -> String;
     /// True for a GPU API implemented on the CPU (Mesa lavapipe, SwiftShader, WARP).
-    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     fn is_software(&self) -> bool {
         false
     }

@@ -2,7 +2,11 @@
 //! GELU 1024²) on every device this build has, JIT off / cold / cached, adds softmax, fusion and
 //! epilogue rows and size sweeps, and writes `report.json`, `report.md` and `report.html`.
 //!
-//! `tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick] [--only SECTION/OP[,..]] [--reps N] [--out DIR]`
+//! `tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick | --full] [--only SECTION/OP[,..]]
+//! [--reps N] [--budget SECONDS] [--out DIR]`
+//!
+//! On a software GPU (lavapipe, SwiftShader, WARP) the quick sizes are the default (`--full`
+//! asks for the full ones); every mode of a case stops repeating once its time budget is spent.
 
 mod adaptive;
 mod plot;
@@ -17,6 +21,9 @@ pub(crate) use report::Row;
 struct Args {
     device: String,
     quick: bool,
+    full: bool,
+    /// Seconds of repetitions per mode of a case (at least one rep runs).
+    budget: f64,
     out: String,
     only: Option<String>,
     reps: Option<usize>,
@@ -26,6 +33,8 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         device: "all".into(),
         quick: false,
+        full: false,
+        budget: 3.0,
         out: "target/tmath-report".into(),
         only: None,
         reps: None,
@@ -35,6 +44,14 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--device" => args.device = it.next().ok_or("--device needs a value")?,
             "--quick" => args.quick = true,
+            "--full" => args.full = true,
+            "--budget" => {
+                args.budget = it
+                    .next()
+                    .and_then(|r| r.parse().ok())
+                    .filter(|&r: &f64| r > 0.0)
+                    .ok_or("--budget needs a positive number of seconds")?
+            }
             "--out" => args.out = it.next().ok_or("--out needs a value")?,
             "--only" => args.only = Some(it.next().ok_or("--only needs a value")?),
             "--reps" => {
@@ -47,12 +64,15 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick] [--only OP] [--out DIR]"
+                    "tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick | --full] [--only SECTION/OP[,..]] [--reps N] [--budget SECONDS] [--out DIR]\n\n  --device   devices to measure (default all that start)\n  --quick    small sizes (the default on a software GPU)\n  --full     the full sizes even on a software GPU\n  --only     cases whose \"section/op\" contains one of these strings\n  --reps     repetitions per mode (default 10, quick 3)\n  --budget   seconds of repetitions per mode of a case (default 3)\n  --out      output directory (report.json, report.md, report.html)"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if args.quick && args.full {
+        return Err("--quick and --full exclude each other".into());
     }
     if !args
         .device
@@ -378,6 +398,7 @@ fn run_case(
     case: &Case,
     modes: &[&'static str],
     reps: usize,
+    budget: f64,
     reference: Option<&[Vec<f32>]>,
 ) -> Vec<Row> {
     let mut rows = vec![];
@@ -406,11 +427,16 @@ fn run_case(
             }
             let before = dev.stats();
             let mut last = vec![];
+            let started = Instant::now();
             for _ in 0..n {
                 let (ms, outs) = time_once(&dev, &inputs, &case.graph)?;
                 row.times.push(ms);
                 last = outs;
+                if started.elapsed().as_secs_f64() > budget {
+                    break; // the time budget is spent: the reps that ran are the row's
+                }
             }
+            let n = row.times.len();
             let after = dev.stats();
             row.compiles = (after.compiles - before.compiles) / n as u64;
             if after.compiles > before.compiles {
@@ -422,10 +448,15 @@ fn run_case(
                 // Kernel time alone (GPU timestamps / CPU op time), a separate pass.
                 dev.set_profiling(true);
                 let k0 = dev.stats().kernel_time;
-                for _ in 0..n {
+                let (started, mut k) = (Instant::now(), 0);
+                while k < n {
                     time_once(&dev, &inputs, &case.graph)?;
+                    k += 1;
+                    if started.elapsed().as_secs_f64() > budget {
+                        break;
+                    }
                 }
-                let kt = (dev.stats().kernel_time - k0).as_secs_f64() * 1e3 / n as f64;
+                let kt = (dev.stats().kernel_time - k0).as_secs_f64() * 1e3 / k as f64;
                 dev.set_profiling(false);
                 row.kernel_ms = (kt > 0.0).then_some(kt);
             }
@@ -486,8 +517,32 @@ fn main() {
             Err(e) => eprintln!("skipping {name}: {e}"),
         }
     }
-    let reps = args.reps.unwrap_or(if args.quick { 3 } else { 10 });
-    let mut cases = cases(args.quick);
+    // A software GPU gets the quick sizes unless the full ones were asked for.
+    let software: Vec<String> = kinds
+        .iter()
+        .filter(|(n, _)| *n == "wgpu")
+        .filter_map(|(_, k)| k.make().ok())
+        .filter(tmath::debug::is_software)
+        .map(|d| d.adapter_name())
+        .collect();
+    let quick = args.quick || (!software.is_empty() && !args.full);
+    let mut notes = vec![];
+    if quick && !args.quick {
+        notes.push(format!(
+            "Quick sizes: the GPU here is a software adapter ({}); `--full` measures the full sizes.",
+            software.join(", ")
+        ));
+    }
+    notes.push(format!(
+        "Each mode of a case repeats at most {} times and stops once {} s are spent; a row's `reps` says how many ran.",
+        args.reps.unwrap_or(if quick { 3 } else { 10 }),
+        args.budget
+    ));
+    for n in &notes {
+        println!("{n}");
+    }
+    let reps = args.reps.unwrap_or(if quick { 3 } else { 10 });
+    let mut cases = cases(quick);
     if let Some(only) = &args.only {
         let wanted: Vec<&str> = only
             .split(',')
@@ -509,6 +564,7 @@ fn main() {
     let mut rows: Vec<Row> = vec![];
     let cpu = Device::cpu().expect("the CPU device");
     let mut done = 0;
+    let t_start = Instant::now();
     for case in &cases {
         // The CPU device's result is the reference for every other device.
         let needs_reference = case.check && kinds.iter().any(|(n, _)| *n != "cpu" && runs(case, n));
@@ -520,9 +576,18 @@ fn main() {
             })
             .and_then(|r| r.ok());
         for (name, kind) in kinds.iter().filter(|(n, _)| runs(case, n)) {
+            let elapsed = t_start.elapsed().as_secs_f64();
+            let eta = if done > 0 {
+                format!(
+                    ", about {:.0} s left",
+                    elapsed / done as f64 * (total - done) as f64
+                )
+            } else {
+                String::new()
+            };
             done += 1;
             println!(
-                "[{done}/{total}] {} {:?} on {name} ({})",
+                "[{done}/{total}] {} {:?} on {name} ({}) [{elapsed:.0} s{eta}]",
                 case.op, case.shape, case.section
             );
             let reference = if *name == "cpu" {
@@ -535,7 +600,14 @@ fn main() {
             } else {
                 reps.min(5)
             };
-            rows.extend(run_case(*kind, case, case.modes, reps, reference));
+            rows.extend(run_case(
+                *kind,
+                case,
+                case.modes,
+                reps,
+                args.budget,
+                reference,
+            ));
         }
     }
     // What the on-disk pipeline cache saves: a cold first call in a new process, without and with
@@ -551,7 +623,7 @@ fn main() {
             std::env::remove_var("TMATH_PIPELINE_CACHE");
             for label in ["disk cache: empty", "disk cache: warm"] {
                 println!("[pipeline cache] {} {:?} ({label})", case.op, case.shape);
-                let mut r = run_case(Kind::Wgpu, case, &["cold"], 1, None).pop();
+                let mut r = run_case(Kind::Wgpu, case, &["cold"], 1, args.budget, None).pop();
                 if let Some(r) = r.as_mut() {
                     r.section = "pipeline cache";
                     r.op = format!("{} ({label})", case.op);
@@ -572,7 +644,7 @@ fn main() {
     if wanted(adaptive::SECTION) {
         for (name, kind) in kinds.iter().filter(|(n, _)| *n == "wgpu") {
             println!("[adaptive] rows on {name}");
-            rows.extend(adaptive::rows(*kind, args.quick, reps));
+            rows.extend(adaptive::rows(*kind, quick, reps));
         }
     }
     let mut devices = vec![];
@@ -583,9 +655,13 @@ fn main() {
             devices.push(report::DeviceInfo::new(&d, copy));
         }
     }
-    let md = report::markdown(&rows, &devices);
+    let md = format!(
+        "{}\n\n{}",
+        notes.join("\n"),
+        report::markdown(&rows, &devices)
+    );
     println!("\n{md}");
-    if let Err(e) = report::write_all(&args.out, &rows, &devices, &md, args.quick) {
+    if let Err(e) = report::write_all(&args.out, &rows, &devices, &md, quick) {
         eprintln!("writing the report failed: {e}");
         std::process::exit(1);
     }
