@@ -22,8 +22,11 @@ pub enum JitMode {
     /// compiled runs at once on the structure's *generic* pipeline (sizes read from metadata),
     /// and kernels that prove hot (evaluated again, or large) get their *specialized* pipeline
     /// compiled off the caller's path (a compile thread natively; between evaluations on the
-    /// browser's event loop), swapped in when ready. Results equal `On`'s: generic and
-    /// specialized kernels do the same arithmetic in the same order. Opt-in.
+    /// browser's event loop), swapped in when ready. Generic and specialized kernels do the
+    /// same arithmetic in the same order, so their results are bit-identical. Tiny graphs whose
+    /// inputs are on the host run on the CPU kernels when the cost model measured at start-up
+    /// says they finish before a GPU round trip would ([`Stats::cpu_dispatches`]); their results
+    /// are the CPU device's, within the precision table of `On`'s. Opt-in.
     Adaptive,
 }
 
@@ -57,6 +60,9 @@ pub struct Stats {
     pub generic_dispatches: u64,
     /// Kernels launched on a specialized pipeline while in [`JitMode::Adaptive`] (its tier 1).
     pub specialized_dispatches: u64,
+    /// Ops a GPU device ran on the CPU instead ([`JitMode::Adaptive`]'s route for tiny graphs
+    /// whose inputs are on the host; also counted in `dispatches`).
+    pub cpu_dispatches: u64,
     /// Total time spent creating pipelines (shader module + pipeline), in the background too.
     pub compile_time: Duration,
     /// Time the device spent running kernels, counted only while profiling is on

@@ -85,7 +85,7 @@ impl RawEngine {
     }
 
     /// `[compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles,
-    /// genericDispatches, specializedDispatches]`.
+    /// genericDispatches, specializedDispatches, cpuDispatches]`.
     pub fn stats(&self) -> Vec<f64> {
         let s = self.dev.stats();
         vec![
@@ -97,6 +97,7 @@ impl RawEngine {
             s.background_compiles as f64,
             s.generic_dispatches as f64,
             s.specialized_dispatches as f64,
+            s.cpu_dispatches as f64,
         ]
     }
 

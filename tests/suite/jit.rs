@@ -334,3 +334,51 @@ pub async fn adaptive_tiers(dev: &Device) {
         "specialized pipelines were compiled in the background"
     );
 }
+
+/// `JitMode::Adaptive`'s route for tiny work: a graph whose inputs are small host data runs on
+/// the CPU kernels (no pipeline, no GPU round trip) with the CPU device's results; its result
+/// feeds GPU work like any other; a graph with a large input stays on the GPU.
+pub async fn adaptive_cpu_route(dev: &Device) {
+    let wgpu = dev.backend_name() == "wgpu";
+    let fresh;
+    let dev = if wgpu {
+        fresh = Device::wgpu_async().await.expect("a second wgpu device");
+        &fresh
+    } else {
+        dev
+    };
+    dev.set_jit(JitMode::Adaptive);
+    let (a, da) = rand_tensor(dev, &[8, 8], 31, -1.0, 1.0);
+    let (b, db) = rand_tensor(dev, &[8], 32, -1.0, 1.0);
+    let s0 = dev.stats();
+    let c = a.add(&b).unwrap().tanh().unwrap();
+    let got = read(&c, &[8, 8]).await;
+    let s1 = dev.stats();
+    let want: Vec<f64> = (0..64)
+        .map(|i| (da[i] as f64 + db[i % 8] as f64).tanh())
+        .collect();
+    assert_close("tiny graph", &got, &want, 1e-6, 1e-6);
+    // Large input: the GPU (or the device's own path elsewhere), fed by the tiny result.
+    let (big, dbig) = rand_tensor(dev, &[8, 1024], 33, -1.0, 1.0);
+    let d = c.matmul(&big).unwrap();
+    let got_d = read(&d, &[8, 1024]).await;
+    let s2 = dev.stats();
+    let cw: Vec<f32> = want.iter().map(|&x| x as f32).collect();
+    let (want_d, _) = ref_matmul(&cw, &[8, 8], &dbig, &[8, 1024]);
+    assert_close("tiny result into a GPU matmul", &got_d, &want_d, 1e-4, 1e-4);
+    if wgpu {
+        assert_eq!(
+            s1.cpu_dispatches - s0.cpu_dispatches,
+            2,
+            "add and tanh ran on the CPU"
+        );
+        assert_eq!(s1.compiles, s0.compiles, "the CPU route compiles nothing");
+        assert_eq!(
+            s2.cpu_dispatches, s1.cpu_dispatches,
+            "a large input stays on the GPU"
+        );
+        assert!(s2.compiles > s1.compiles, "the GPU matmul compiled");
+    } else {
+        assert_eq!(s2.cpu_dispatches, 0, "only GPU devices route to the CPU");
+    }
+}

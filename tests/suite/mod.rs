@@ -82,6 +82,7 @@ macro_rules! for_each_case {
             sizes_beyond_limits,
             generic_kernels,
             adaptive_tiers,
+            adaptive_cpu_route,
         }
     };
 }

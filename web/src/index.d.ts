@@ -26,6 +26,8 @@ export interface Stats {
   genericDispatches: number;
   /** Kernels launched on a specialized pipeline in the "adaptive" JIT. */
   specializedDispatches: number;
+  /** Ops a WebGPU engine ran on the CPU instead (the "adaptive" JIT's route for tiny work). */
+  cpuDispatches: number;
 }
 
 /** A device to compute on: WebGPU, or the CPU fallback. */

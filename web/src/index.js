@@ -67,8 +67,8 @@ export class Engine {
    * dispose() or the garbage collector) in this module.
    */
   stats() {
-    const [compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches] = this._raw.stats();
-    return { compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches };
+    const [compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches, cpuDispatches] = this._raw.stats();
+    return { compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches, cpuDispatches };
   }
 
   /** Evaluates several tensors in one schedule (shared work once). */

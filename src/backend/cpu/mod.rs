@@ -1,7 +1,7 @@
 //! The CPU backend: the reference implementation of every op and the fallback device.
 //! It interprets the program step by step with the kernels of `kernels.rs`.
 
-mod kernels;
+pub(crate) mod kernels;
 
 use std::sync::Arc;
 

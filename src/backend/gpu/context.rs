@@ -15,6 +15,8 @@ pub(crate) struct Context {
     pub wg: u32,
     /// The adapter has timestamp queries (natively only; used when profiling is on).
     pub timestamps: bool,
+    /// The cost model of the adaptive mode's CPU route, measured when the device starts.
+    pub cost: CostModel,
     /// The adapter can keep a driver pipeline cache (natively, and not turned off).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub pipeline_cache: bool,
@@ -92,7 +94,7 @@ impl Context {
             .min(limits.max_compute_workgroup_size_x)
             .min(256);
         let wg = 1 << (31 - wg.max(1).leading_zeros()); // a power of two
-        Ok(Context {
+        let mut ctx = Context {
             info: adapter.get_info(),
             device,
             queue,
@@ -100,8 +102,11 @@ impl Context {
             wg,
             timestamps,
             pipeline_cache,
+            cost: CostModel::default(),
             errors,
-        })
+        };
+        ctx.cost = CostModel::measure(&ctx);
+        Ok(ctx)
     }
 
     /// Fails with the errors the device reported since the last check (and forgets them).
@@ -184,5 +189,71 @@ impl Context {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::device(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// What a tiny evaluation costs on each side, measured when the device starts: the GPU's round
+/// trip (submit, wait, map a small read-back) and the host's time per element of an elementwise
+/// op. The adaptive mode runs a graph on the CPU when its inputs are on the host and its work
+/// would be done on the CPU before the GPU's round trip ends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CostModel {
+    /// Microseconds of a GPU round trip (submit + wait + read-back of a few bytes).
+    pub round_trip_us: f64,
+    /// Nanoseconds per element of the CPU's elementwise kernels (GELU, measured).
+    pub cpu_ns_per_element: f64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel {
+            round_trip_us: 1000.0,
+            cpu_ns_per_element: 20.0,
+        }
+    }
+}
+
+impl CostModel {
+    fn measure(ctx: &Context) -> CostModel {
+        let mut m = CostModel::default();
+        let now = super::pipelines::web_time_now;
+        // The host: GELU over 16K elements, best of three.
+        let x: Vec<f32> = (0..1 << 14).map(|i| (i as f32) * 1e-3 - 8.0).collect();
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t0 = now();
+            let s: f32 = x.iter().map(|&v| crate::ir::UnaryOp::Gelu.eval(v)).sum();
+            std::hint::black_box(s);
+            best = best.min(now().saturating_sub(t0).as_secs_f64());
+        }
+        if best.is_finite() && best > 0.0 {
+            m.cpu_ns_per_element = best * 1e9 / x.len() as f64;
+        }
+        // The GPU: a round trip that reads 16 bytes back, best of three (natively; browsers
+        // cannot wait here, so their default stays: a mapAsync round trip takes about 1 ms).
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let src = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("tmath cost model"),
+                size: 256,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let t0 = now();
+                let enc = ctx.new_encoder();
+                if super::readback::read_blocking::<u32>(ctx, enc, &src, 16).is_err() {
+                    return m;
+                }
+                best = best.min(now().saturating_sub(t0).as_secs_f64());
+            }
+            if best.is_finite() && best > 0.0 {
+                m.round_trip_us = best * 1e6;
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = ctx;
+        m
     }
 }

@@ -15,6 +15,10 @@ use crate::program::{Program as Lowered, Slot, Value};
 use crate::schedule::{schedule, Body, Inst, Kernel, Program};
 use crate::shape::{numel, Layout};
 
+/// The most work (elements, or multiply-adds for a matmul) the CPU route takes on, whatever the
+/// cost model says.
+const CPU_ROUTE_MAX_WORK: usize = 1 << 12;
+
 impl WgpuBackend {
     /// Specialized kernels, unless this device asked for generic ones (with the JIT on; the
     /// JIT off always compiles specialized kernels, as the old engine did).
@@ -55,6 +59,11 @@ impl WgpuBackend {
     pub(super) fn run_program(&self, p: &Lowered, cfg: &Config) -> Result<Vec<Value>> {
         let _submit = lock(&self.submit);
         self.ctx.check_errors()?;
+        if cfg.jit() == JitMode::Adaptive {
+            if let Some(values) = self.cpu_route(p, cfg)? {
+                return Ok(values);
+            }
+        }
         let kernels = schedule(p, cfg.jit().caches(), self.ctx.max_slots());
         // Reads left per computed value: kernel bindings (through views) and returned slots.
         let mut uses: HashMap<Slot, usize> = HashMap::new();
@@ -92,6 +101,61 @@ impl WgpuBackend {
             .iter()
             .map(|&r| p.resolve(r, |s| live.get(&s).cloned()))
             .collect()
+    }
+
+    /// The adaptive mode's route for tiny work: when every input keeps a host copy and the
+    /// program's work, at the CPU's measured speed, ends before a GPU round trip would, it runs
+    /// on the CPU kernels; the results are uploaded (keeping host copies, so reading them needs
+    /// no GPU trip either). `None`: the program goes to the GPU.
+    fn cpu_route(&self, p: &Lowered, cfg: &Config) -> Result<Option<Vec<Value>>> {
+        let mut inputs = Vec::with_capacity(p.inputs.len());
+        for v in &p.inputs {
+            match gpu(v)?.host() {
+                Some(h) => inputs.push(Value {
+                    storage: h.clone(),
+                    layout: v.layout.clone(),
+                }),
+                None => return Ok(None),
+            }
+        }
+        let mut work = 0usize;
+        for s in &p.steps {
+            work = work.saturating_add(match &s.op {
+                op if op.is_view() => 0,
+                Op::MatMul => {
+                    let k = p.shape(s.args[0]).last().copied().unwrap_or(1);
+                    numel(&s.shape).saturating_mul(k)
+                }
+                Op::Svd { m, n } => m.saturating_mul(*n).saturating_mul((*m).min(*n)),
+                _ => numel(&s.shape),
+            });
+        }
+        let cost = self.ctx.cost;
+        if work > CPU_ROUTE_MAX_WORK
+            || work as f64 * cost.cpu_ns_per_element >= cost.round_trip_us * 1e3
+        {
+            return Ok(None);
+        }
+        let host = Lowered::new(inputs, p.steps.clone(), p.returned.clone());
+        let ops = p.steps.iter().filter(|s| !s.op.is_view()).count() as u64;
+        let values = crate::backend::cpu::CpuBackend::new().execute(&host, cfg)?;
+        cfg.record(|s| s.cpu_dispatches += ops);
+        p.returned
+            .iter()
+            .zip(values)
+            .map(|(&r, v)| {
+                if r < p.inputs.len() {
+                    return Ok(p.inputs[r].clone());
+                }
+                let data = crate::backend::cpu::host(&v)
+                    .map(|(d, l)| crate::backend::cpu::kernels::gather(d, l))?;
+                Ok(Value {
+                    layout: Layout::contiguous(p.shape(r)),
+                    storage: self.upload_locked(data)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 
     fn run_kernel(

@@ -58,7 +58,32 @@ fn gpu(v: &Value) -> Result<&GpuBuffer> {
     downcast::<GpuBuffer>(&v.storage).ok_or(Error::DeviceMismatch { op: "wgpu" })
 }
 
+/// Buffers up to this many elements keep a host copy of what the host wrote into them.
+const HOST_COPY_MAX: usize = 4096;
+
 impl WgpuBackend {
+    /// A new buffer holding `data` (the caller holds the submit lock); small ones keep a host
+    /// copy.
+    fn upload_locked(&self, data: Vec<f32>) -> Result<Arc<GpuBuffer>> {
+        self.check_alloc("upload", (data.len().max(4) as u64) * 4)?;
+        let n = data.len();
+        let (buf, data) = if n <= HOST_COPY_MAX {
+            let host = Arc::new(data);
+            let buf = self
+                .buffers
+                .alloc_with_host(&self.ctx, n, Some(host.clone()));
+            (buf, host)
+        } else {
+            (self.buffers.alloc(&self.ctx, n), Arc::new(data))
+        };
+        if n > 0 {
+            self.ctx
+                .queue
+                .write_buffer(buf.raw(), 0, bytemuck::cast_slice(&data));
+        }
+        Ok(buf)
+    }
+
     /// Requests the adapter and device (async: browsers demand it).
     pub async fn new() -> Result<WgpuBackend> {
         let ctx = Arc::new(Context::new().await?);
@@ -157,13 +182,7 @@ impl Backend for WgpuBackend {
 
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
         let _submit = lock(&self.submit);
-        let buf = self.alloc("upload", data.len())?;
-        if !data.is_empty() {
-            self.ctx
-                .queue
-                .write_buffer(buf.raw(), 0, bytemuck::cast_slice(&data));
-        }
-        Ok(buf)
+        Ok(self.upload_locked(data)?)
     }
 
     fn execute(&self, program: &Program, cfg: &Config) -> Result<Vec<Value>> {
@@ -181,6 +200,10 @@ impl Backend for WgpuBackend {
             let n = value.layout.numel();
             if n == 0 {
                 return Ok(vec![]);
+            }
+            // A small buffer written from the host keeps its contents there: no GPU trip.
+            if let Some(host) = gpu(value)?.host() {
+                return Ok(crate::backend::cpu::kernels::gather(host, &value.layout));
             }
             let bytes = n as u64 * 4;
             let staging = readback::staging(&self.ctx, bytes);

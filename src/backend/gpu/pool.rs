@@ -26,6 +26,16 @@ impl Buffers {
     /// A storage buffer of at least `elems` f32 (from the pool when one fits); the caller has
     /// checked the size against the adapter (`Backend::check_alloc`).
     pub fn alloc(&self, ctx: &super::context::Context, elems: usize) -> Arc<GpuBuffer> {
+        self.alloc_with_host(ctx, elems, None)
+    }
+
+    /// [`Buffers::alloc`], keeping `host` (the buffer's contents, once written) beside it.
+    pub fn alloc_with_host(
+        &self,
+        ctx: &super::context::Context,
+        elems: usize,
+        host: Option<Arc<Vec<f32>>>,
+    ) -> Arc<GpuBuffer> {
         let bytes = (elems.max(4) as u64) * 4;
         let class = size_class(bytes).min(ctx.max_binding_bytes());
         let taken = self
@@ -43,7 +53,12 @@ impl Buffers {
                 mapped_at_creation: false,
             })
         });
-        Arc::new(GpuBuffer::new(buffer, class, self.pool.clone()))
+        Arc::new(GpuBuffer {
+            buffer: Some(buffer),
+            class,
+            pool: self.pool.clone(),
+            host,
+        })
     }
 }
 
@@ -75,15 +90,16 @@ pub(crate) struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
     class: u64,
     pool: Arc<Mutex<BufferPool>>,
+    /// A host copy of the contents, kept for small buffers written from the host (uploads and
+    /// the adaptive mode's CPU route): reading them back, or computing tiny graphs from them on
+    /// the CPU, needs no trip to the GPU. Buffers are never written after they are made.
+    host: Option<Arc<Vec<f32>>>,
 }
 
 impl GpuBuffer {
-    fn new(buffer: wgpu::Buffer, class: u64, pool: Arc<Mutex<BufferPool>>) -> Self {
-        GpuBuffer {
-            buffer: Some(buffer),
-            class,
-            pool,
-        }
+    /// The host copy of the contents, if one is kept.
+    pub fn host(&self) -> Option<&Arc<Vec<f32>>> {
+        self.host.as_ref()
     }
 
     pub fn raw(&self) -> &wgpu::Buffer {
