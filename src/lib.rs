@@ -68,12 +68,21 @@ pub mod debug {
     }
 
     /// Device-to-device copy bandwidth in GB/s (read + written) with `bytes` per copy: the
-    /// benchmark's bandwidth ceiling where no better figure is known.
+    /// benchmark's bandwidth ceiling (GPU: a vec4 copy kernel or the queue's copy, whichever is
+    /// faster; CPU: all threads copying).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn copy_gbps(device: &crate::Device, bytes: usize) -> crate::Result<Option<f64>> {
         device.backend().copy_gbps(bytes)
     }
+
+    /// Peak f32 multiply-add throughput in GFLOP/s, measured with a kernel of independent FMA
+    /// chains (GPU devices; `None` elsewhere): the benchmark's compute ceiling.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn fma_gflops(device: &crate::Device) -> crate::Result<Option<f64>> {
+        device.backend().fma_gflops()
+    }
 }
+
 pub use error::{Error, Result};
 pub use graph::Tensor;
 

@@ -159,25 +159,133 @@ impl Backend for WgpuBackend {
         ]
     }
 
+    /// The larger of a vec4 compute copy kernel and the queue's buffer copy, each the best of
+    /// three rounds of ten (bytes read + written).
     #[cfg(not(target_arch = "wasm32"))]
     fn copy_gbps(&self, bytes: usize) -> Result<Option<f64>> {
         let _submit = lock(&self.submit);
-        let elems = bytes / 4;
+        let vecs = bytes / 16;
+        let elems = vecs * 4;
         let (a, b) = (self.alloc("copy", elems)?, self.alloc("copy", elems)?);
-        let copy = |n: usize| -> Result<()> {
-            let mut enc = self.ctx.new_encoder();
-            for _ in 0..n {
-                enc.copy_buffer_to_buffer(a.raw(), 0, b.raw(), 0, Some(elems as u64 * 4));
+        let (x, y) = self.ctx.grid("copy", vecs.div_ceil(256))?;
+        let source = format!(
+            "@group(0) @binding(0) var<storage, read_write> dst: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i < {vecs}u) {{
+        dst[i] = src[i];
+    }}
+}}
+"
+        );
+        let pipeline = self.pipelines.measure_pipeline(&self.ctx, source, 1);
+        let bg = self.bind_group(
+            crate::codegen::Bindings::Slots(1),
+            &[(b.raw(), None), (a.raw(), None)],
+            None,
+        );
+        let best = |kernel: bool| -> Result<f64> {
+            let mut best = f64::INFINITY;
+            for round in 0..4 {
+                let mut enc = self.ctx.new_encoder();
+                for _ in 0..10 {
+                    if kernel {
+                        let mut pass = enc.begin_compute_pass(&Default::default());
+                        pass.set_pipeline(&pipeline);
+                        pass.set_bind_group(0, &bg, &[]);
+                        pass.dispatch_workgroups(x, y, 1);
+                    } else {
+                        enc.copy_buffer_to_buffer(a.raw(), 0, b.raw(), 0, Some(elems as u64 * 4));
+                    }
+                }
+                let t0 = std::time::Instant::now();
+                self.ctx.queue.submit([enc.finish()]);
+                self.ctx.wait()?;
+                if round > 0 {
+                    best = best.min(t0.elapsed().as_secs_f64() / 10.0);
+                }
             }
-            self.ctx.queue.submit([enc.finish()]);
-            self.ctx.wait()
+            Ok(best)
         };
-        copy(2)?;
-        let t0 = std::time::Instant::now();
-        copy(10)?;
-        let secs = t0.elapsed().as_secs_f64();
+        let t = best(true)?.min(best(false)?);
         self.ctx.check_errors()?;
-        Ok(Some(20.0 * (elems * 4) as f64 / secs / 1e9))
+        Ok(Some(2.0 * (elems * 4) as f64 / t / 1e9))
+    }
+
+    /// A kernel of independent multiply-add chains in registers (96 per thread, 192 steps: on
+    /// the H200 fewer chains left the loop overhead visible, 16 reached 39 TFLOP/s, 96 about
+    /// 54, cuBLAS SGEMM 51), the best of three rounds.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn fma_gflops(&self) -> Result<Option<f64>> {
+        let _submit = lock(&self.submit);
+        // 4M threads on a GPU; a software adapter gets 64K (it would take seconds otherwise).
+        let threads: usize = if self.ctx.is_software() {
+            1 << 16
+        } else {
+            1 << 22
+        };
+        // Chains per thread and steps per chain: env TMATH_FMA_SHAPE=chains,steps (measurement).
+        let (chains_n, steps_n) = std::env::var("TMATH_FMA_SHAPE")
+            .ok()
+            .and_then(|v| {
+                let (a, b) = v.split_once(',')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .unwrap_or((96usize, 192usize));
+        let out = self.alloc("fma", threads)?;
+        let seed = self.upload_locked(vec![0.999, 0.001, 1.0, 0.5])?;
+        let mut chains = String::new();
+        let mut steps = String::new();
+        let mut sum = String::from("0.0");
+        for c in 0..chains_n {
+            chains += &format!("    var a{c} = s.z + f32(i & {c}u) * 1e-3;\n");
+            steps += &format!("        a{c} = fma(a{c}, m, k);\n");
+            sum += &format!(" + a{c}");
+        }
+        let source = format!(
+            "@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> seed: array<vec4<f32>>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+    let i = gid.x + gid.y * nwg.x * 256u;
+    let s = seed[0];
+    let m = s.x;
+    let k = s.y;
+    let n = u32(s.w * {steps2}.0);
+{chains}    for (var t = 0u; t < n; t = t + 1u) {{
+{steps}    }}
+    out[i] = {sum};
+}}
+",
+            steps2 = 2 * steps_n,
+        );
+        let pipeline = self.pipelines.measure_pipeline(&self.ctx, source, 1);
+        let bg = self.bind_group(
+            crate::codegen::Bindings::Slots(1),
+            &[(out.raw(), None), (seed.raw(), None)],
+            None,
+        );
+        let (x, y) = self.ctx.grid("fma", threads / 256)?;
+        let mut best = f64::INFINITY;
+        for round in 0..4 {
+            let mut enc = self.ctx.new_encoder();
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+            let t0 = std::time::Instant::now();
+            self.ctx.queue.submit([enc.finish()]);
+            self.ctx.wait()?;
+            if round > 0 {
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+        }
+        self.ctx.check_errors()?;
+        Ok(Some((threads * steps_n * chains_n * 2) as f64 / best / 1e9))
     }
 
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {

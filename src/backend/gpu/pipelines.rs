@@ -345,6 +345,17 @@ impl Pipelines {
         (pipeline, bytes, web_time_now().saturating_sub(t0))
     }
 
+    /// A pipeline for a measurement kernel (the benchmark's ceilings): `n` inputs, not cached.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn measure_pipeline(
+        &self,
+        ctx: &Context,
+        source: String,
+        n: usize,
+    ) -> Arc<wgpu::ComputePipeline> {
+        self.compile(ctx, source, Bindings::Slots(n), false).0
+    }
+
     /// The adaptive mode's choice for kernels that run together (one kernel, or the stages of
     /// an SVD, which share their bindings): specialized when every one has its specialized
     /// pipeline cached, else generic. Descriptions seen again (or large) are hot; the hot ones

@@ -652,7 +652,8 @@ fn main() {
         if let Ok(d) = kind.make() {
             let bytes = d.max_tensor_bytes().unwrap_or(u64::MAX).min(256 << 20) as usize;
             let copy = tmath::debug::copy_gbps(&d, bytes).ok().flatten();
-            devices.push(report::DeviceInfo::new(&d, copy));
+            let fma = tmath::debug::fma_gflops(&d).ok().flatten();
+            devices.push(report::DeviceInfo::new(&d, copy, fma));
         }
     }
     let md = format!(

@@ -126,19 +126,19 @@ pub(crate) struct DeviceInfo {
 }
 
 impl DeviceInfo {
-    pub fn new(d: &Device, copy_gbps: Option<f64>) -> Self {
+    pub fn new(d: &Device, copy_gbps: Option<f64>, fma_gflops: Option<f64>) -> Self {
         let name = d.adapter_name();
-        // Ceilings measured on that GPU (see shared/GPU.md): cuBLAS SGEMM (TF32 off) at 4096²
-        // and the device copy bandwidth (bytes read + written).
-        let (peak_gflops, peak_gbps, peak_source) = if name.contains("H100") {
-            (Some(51_000.0), Some(2_790.0), "H100 ceilings measured with PyTorch: cuBLAS SGEMM fp32 51 TFLOP/s, device copy 2.79 TB/s".to_string())
-        } else {
-            (
-                None,
-                copy_gbps,
-                "bandwidth ceiling: this run's device-to-device copy".to_string(),
-            )
-        };
+        // Both ceilings measured in this run, on this device.
+        let (peak_gflops, peak_gbps) = (fma_gflops, copy_gbps);
+        let peak_source = format!(
+            "ceilings measured in this run: bandwidth = the faster of a vec4 copy kernel and the \
+             queue's buffer copy over 256 MiB (bytes read + written; CPU: all threads copying){}",
+            if fma_gflops.is_some() {
+                "; compute = a kernel of independent f32 FMA chains (2 flops each)"
+            } else {
+                ""
+            }
+        );
         DeviceInfo {
             name,
             backend: d.backend_name().into(),
@@ -339,11 +339,16 @@ pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
     for d in devices {
         let _ = writeln!(
             s,
-            "- **{}** ({}): {}; copy bandwidth {}",
+            "- **{}** ({}): copy bandwidth {}; f32 FMA peak {} ({})",
             d.name,
             d.backend,
-            d.peak_source,
-            d.copy_gbps.map_or("–".into(), |g| format!("{g:.0} GB/s"))
+            d.copy_gbps.map_or("–".into(), |g| format!("{g:.0} GB/s")),
+            d.peak_gflops.map_or("–".into(), |g| if g >= 1e3 {
+                format!("{:.1} TFLOP/s", g / 1e3)
+            } else {
+                format!("{g:.1} GFLOP/s")
+            }),
+            d.peak_source
         );
     }
     let failed: Vec<&Row> = rows.iter().filter(|r| r.failed.is_some()).collect();
