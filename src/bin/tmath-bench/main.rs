@@ -2,8 +2,7 @@
 //! GELU 1024²) on every device this build has, JIT off / cold / cached, adds softmax, fusion and
 //! epilogue rows and size sweeps, and writes `report.json`, `report.md` and `report.html`.
 //!
-//! `tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick | --full] [--only SECTION/OP[,..]]
-//! [--reps N] [--budget SECONDS] [--out DIR]`
+//! `tmath-bench --help` lists the arguments (clap).
 //!
 //! On a software GPU (lavapipe, SwiftShader, WARP) the quick sizes are the default (`--full`
 //! asks for the full ones); every mode of a case stops repeating once its time budget is spent.
@@ -18,73 +17,103 @@ use tmath::{Device, JitMode, Tensor};
 
 pub(crate) use report::Row;
 
+/// The T-Math benchmark report: the original engine's table, softmax, fusion, epilogue and
+/// size sweeps, generic vs specialized kernels, and the adaptive mode, on every device this
+/// build has; writes report.json, report.md and report.html.
+#[derive(clap::Parser)]
+#[command(name = "tmath-bench", version)]
 struct Args {
+    /// Devices to measure: cpu, wgpu, mlx or all, or a comma list (a device named explicitly
+    /// must start).
+    #[arg(long, default_value = "all", value_parser = parse_devices)]
     device: String,
+    /// Small sizes (the default on a software GPU: lavapipe, SwiftShader, WARP).
+    #[arg(long, conflicts_with = "full")]
     quick: bool,
+    /// The full sizes even on a software GPU.
+    #[arg(long)]
     full: bool,
-    /// Seconds of repetitions per mode of a case (at least one rep runs).
-    budget: f64,
-    out: String,
+    /// Only cases whose "section/op" contains one of these comma-separated strings.
+    #[arg(long, value_name = "SECTION/OP[,..]")]
     only: Option<String>,
-    reps: Option<usize>,
+    /// Repetitions per mode of a case (default 10; 3 with quick sizes).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    reps: Option<u64>,
+    /// Seconds of repetitions per mode of a case; at least one rep always runs.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS", value_parser = parse_budget)]
+    budget: f64,
+    /// Output directory.
+    #[arg(long, default_value = "target/tmath-report", value_name = "DIR")]
+    out: String,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        device: "all".into(),
-        quick: false,
-        full: false,
-        budget: 3.0,
-        out: "target/tmath-report".into(),
-        only: None,
-        reps: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--device" => args.device = it.next().ok_or("--device needs a value")?,
-            "--quick" => args.quick = true,
-            "--full" => args.full = true,
-            "--budget" => {
-                args.budget = it
-                    .next()
-                    .and_then(|r| r.parse().ok())
-                    .filter(|&r: &f64| r > 0.0)
-                    .ok_or("--budget needs a positive number of seconds")?
+/// Progress a person can read: a bar with the case, the elapsed time and an estimate of what
+/// is left when stdout is a terminal; plain lines otherwise (CI logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        use std::io::IsTerminal;
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise}, about {eta} left] {msg}",
+            ) {
+                bar.set_style(style);
             }
-            "--out" => args.out = it.next().ok_or("--out needs a value")?,
-            "--only" => args.only = Some(it.next().ok_or("--only needs a value")?),
-            "--reps" => {
-                args.reps = Some(
-                    it.next()
-                        .and_then(|r| r.parse().ok())
-                        .filter(|&r| r > 0)
-                        .ok_or("--reps needs a positive number")?,
-                )
+            bar
+        });
+        Progress { bar, total }
+    }
+
+    /// Case `done` (0-based) starts.
+    fn step(&self, done: usize, what: &str, elapsed: f64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done as u64);
+                bar.set_message(what.to_string());
             }
-            "-h" | "--help" => {
-                println!(
-                    "tmath-bench [--device cpu|wgpu|mlx|all[,..]] [--quick | --full] [--only SECTION/OP[,..]] [--reps N] [--budget SECONDS] [--out DIR]\n\n  --device   devices to measure (default all that start)\n  --quick    small sizes (the default on a software GPU)\n  --full     the full sizes even on a software GPU\n  --only     cases whose \"section/op\" contains one of these strings\n  --reps     repetitions per mode (default 10, quick 3)\n  --budget   seconds of repetitions per mode of a case (default 3)\n  --out      output directory (report.json, report.md, report.html)"
-                );
-                std::process::exit(0);
+            None => {
+                let eta = if done > 0 {
+                    format!(
+                        ", about {:.0} s left",
+                        elapsed / done as f64 * (self.total - done) as f64
+                    )
+                } else {
+                    String::new()
+                };
+                println!("[{}/{}] {what} [{elapsed:.0} s{eta}]", done + 1, self.total);
             }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
-    if args.quick && args.full {
-        return Err("--quick and --full exclude each other".into());
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
-    if !args
-        .device
-        .split(',')
+}
+
+fn parse_devices(s: &str) -> Result<String, String> {
+    if s.split(',')
         .all(|d| matches!(d, "cpu" | "wgpu" | "mlx" | "all"))
     {
-        return Err(format!(
-            "--device must be cpu, wgpu, mlx or all (or a comma list), not {:?}",
-            args.device
-        ));
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "must be cpu, wgpu, mlx or all (or a comma list), not {s:?}"
+        ))
     }
-    Ok(args)
+}
+
+fn parse_budget(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(b) if b > 0.0 && b.is_finite() => Ok(b),
+        _ => Err(format!("must be a positive number of seconds, not {s:?}")),
+    }
 }
 
 impl Args {
@@ -481,13 +510,7 @@ fn run_case(
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     #[cfg(not(feature = "mlx"))]
     if args.requires("mlx") {
         eprintln!(
@@ -535,13 +558,13 @@ fn main() {
     }
     notes.push(format!(
         "Each mode of a case repeats at most {} times and stops once {} s are spent; a row's `reps` says how many ran.",
-        args.reps.unwrap_or(if quick { 3 } else { 10 }),
+        args.reps.map_or(if quick { 3 } else { 10 }, |r| r as usize),
         args.budget
     ));
     for n in &notes {
         println!("{n}");
     }
-    let reps = args.reps.unwrap_or(if quick { 3 } else { 10 });
+    let reps = args.reps.map_or(if quick { 3 } else { 10 }, |r| r as usize);
     let mut cases = cases(quick);
     if let Some(only) = &args.only {
         let wanted: Vec<&str> = only
@@ -565,6 +588,7 @@ fn main() {
     let cpu = Device::cpu().expect("the CPU device");
     let mut done = 0;
     let t_start = Instant::now();
+    let progress = Progress::new(total);
     for case in &cases {
         // The CPU device's result is the reference for every other device.
         let needs_reference = case.check && kinds.iter().any(|(n, _)| *n != "cpu" && runs(case, n));
@@ -576,20 +600,12 @@ fn main() {
             })
             .and_then(|r| r.ok());
         for (name, kind) in kinds.iter().filter(|(n, _)| runs(case, n)) {
-            let elapsed = t_start.elapsed().as_secs_f64();
-            let eta = if done > 0 {
-                format!(
-                    ", about {:.0} s left",
-                    elapsed / done as f64 * (total - done) as f64
-                )
-            } else {
-                String::new()
-            };
-            done += 1;
-            println!(
-                "[{done}/{total}] {} {:?} on {name} ({}) [{elapsed:.0} s{eta}]",
-                case.op, case.shape, case.section
+            progress.step(
+                done,
+                &format!("{} {:?} on {name} ({})", case.op, case.shape, case.section),
+                t_start.elapsed().as_secs_f64(),
             );
+            done += 1;
             let reference = if *name == "cpu" {
                 None
             } else {
@@ -610,6 +626,7 @@ fn main() {
             ));
         }
     }
+    progress.finish();
     // What the on-disk pipeline cache saves: a cold first call in a new process, without and with
     // the cache a previous process left (a fresh directory, filled by the first call).
     if kinds.iter().any(|(n, _)| *n == "wgpu") {

@@ -369,25 +369,53 @@ pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
     s
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o += "\\\"",
-            '\\' => o += "\\\\",
-            '\n' => o += "\\n",
-            c if (c as u32) < 0x20 => o += &format!("\\u{:04x}", c as u32),
-            c => o.push(c),
-        }
-    }
-    o + "\""
+/// The report's schema (`report.json`: the header object, then one object per row; the
+/// browser bench page writes the same).
+#[derive(serde::Serialize)]
+struct JsonHeader<'a> {
+    header: bool,
+    crate_version: &'a str,
+    date: &'a str,
+    machine: String,
+    quick: bool,
+    method: &'a str,
+    devices: Vec<JsonDevice<'a>>,
 }
 
-fn json_num(x: Option<f64>) -> String {
-    match x {
-        Some(x) if x.is_finite() => format!("{x}"),
-        _ => "null".into(),
-    }
+#[derive(serde::Serialize)]
+struct JsonDevice<'a> {
+    adapter: &'a str,
+    backend: &'a str,
+    limits: std::collections::BTreeMap<&'a str, u64>,
+    copy_gbps: Option<f64>,
+    peak_gflops: Option<f64>,
+    peak_gbps: Option<f64>,
+    peak_source: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    section: &'a str,
+    op: &'a str,
+    shape: &'a [usize],
+    device: &'a str,
+    backend: &'a str,
+    mode: &'a str,
+    median_ms: Option<f64>,
+    min_ms: Option<f64>,
+    max_ms: Option<f64>,
+    kernel_ms: Option<f64>,
+    reps: usize,
+    gflops: Option<f64>,
+    gbps: Option<f64>,
+    fraction_of_ceiling: Option<f64>,
+    compiles: u64,
+    compile_ms_per_pipeline: Option<f64>,
+    dispatches: u64,
+    max_abs_err: Option<f64>,
+    failed: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    background_compiles: Option<u64>,
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` from the system clock (civil-from-days, proleptic Gregorian).
@@ -437,60 +465,57 @@ pub(crate) fn write_all(
     std::fs::create_dir_all(dir)?;
     let date = iso_now();
     let method = "Inputs are made and uploaded before timing. Each call builds the graph, evaluates it and waits for the device (wall time); median of the reps after one warm-up. cold = a fresh device, first evaluation, so pipeline compiles are included (our on-disk pipeline cache and NVIDIA's shader disk cache are off for these rows; the pipeline-cache section measures ours); off = JitMode::Off (one kernel per op, pipelines rebuilt every call); cached = JitMode::On after warm-up. kernel time = GPU timestamp queries around each compute pass where the adapter has them (CPU: time inside the ops), measured in a separate pass. Every GPU result is checked against the CPU device; a row that fails is marked failed, not timed.";
-    let mut j = String::from("[\n{\"header\": true");
-    let _ = write!(j, ", \"crate_version\": {}, \"date\": {}, \"machine\": {}, \"quick\": {quick}, \"method\": {}, \"devices\": [", json_str(env!("CARGO_PKG_VERSION")), json_str(&date), json_str(&machine()), json_str(method));
-    for (i, d) in devices.iter().enumerate() {
-        let limits: Vec<String> = d
-            .limits
+    let head = JsonHeader {
+        header: true,
+        crate_version: env!("CARGO_PKG_VERSION"),
+        date: &date,
+        machine: machine(),
+        quick,
+        method,
+        devices: devices
             .iter()
-            .map(|(k, v)| format!("{}: {v}", json_str(k)))
-            .collect();
-        let _ = write!(
-            j,
-            "{}{{\"adapter\": {}, \"backend\": {}, \"limits\": {{{}}}, \"copy_gbps\": {}, \"peak_gflops\": {}, \"peak_gbps\": {}, \"peak_source\": {}}}",
-            if i > 0 { ", " } else { "" },
-            json_str(&d.name),
-            json_str(&d.backend),
-            limits.join(", "),
-            json_num(d.copy_gbps),
-            json_num(d.peak_gflops),
-            json_num(d.peak_gbps),
-            json_str(&d.peak_source)
-        );
-    }
-    j += "]}";
+            .map(|d| JsonDevice {
+                adapter: &d.name,
+                backend: &d.backend,
+                limits: d.limits.iter().copied().collect(),
+                copy_gbps: d.copy_gbps,
+                peak_gflops: d.peak_gflops,
+                peak_gbps: d.peak_gbps,
+                peak_source: &d.peak_source,
+            })
+            .collect(),
+    };
+    let mut items = vec![serde_json::to_string(&head)?];
     for r in rows {
         let t = r.sorted();
-        let shape: Vec<String> = r.shape.iter().map(|d| d.to_string()).collect();
-        let frac = devices
-            .iter()
-            .find(|d| d.name == r.device)
-            .and_then(|d| d.fraction(r));
-        let _ = write!(
-            j,
-            ",\n{{\"section\": {}, \"op\": {}, \"shape\": [{}], \"device\": {}, \"backend\": {}, \"mode\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"kernel_ms\": {}, \"reps\": {}, \"gflops\": {}, \"gbps\": {}, \"fraction_of_ceiling\": {}, \"compiles\": {}, \"compile_ms_per_pipeline\": {}, \"dispatches\": {}, \"max_abs_err\": {}, \"failed\": {}}}",
-            json_str(r.section),
-            json_str(&r.op),
-            shape.join(", "),
-            json_str(&r.device),
-            json_str(&r.backend),
-            json_str(r.mode),
-            json_num(r.ok().then(|| r.median())),
-            json_num(t.first().copied().filter(|_| r.ok())),
-            json_num(t.last().copied().filter(|_| r.ok())),
-            json_num(r.kernel_ms),
-            t.len(),
-            json_num(r.gflops()),
-            json_num(r.gbps()),
-            json_num(frac),
-            r.compiles,
-            json_num((r.compiles > 0).then_some(r.compile_ms)),
-            r.dispatches,
-            json_num(r.max_abs_err),
-            r.failed.as_deref().map_or("null".into(), json_str),
-        );
+        let ok = r.ok();
+        items.push(serde_json::to_string(&JsonRow {
+            section: r.section,
+            op: &r.op,
+            shape: &r.shape,
+            device: &r.device,
+            backend: &r.backend,
+            mode: r.mode,
+            median_ms: ok.then(|| r.median()),
+            min_ms: t.first().copied().filter(|_| ok),
+            max_ms: t.last().copied().filter(|_| ok),
+            kernel_ms: r.kernel_ms,
+            reps: t.len(),
+            gflops: r.gflops(),
+            gbps: r.gbps(),
+            fraction_of_ceiling: devices
+                .iter()
+                .find(|d| d.name == r.device)
+                .and_then(|d| d.fraction(r)),
+            compiles: r.compiles,
+            compile_ms_per_pipeline: (r.compiles > 0).then_some(r.compile_ms),
+            dispatches: r.dispatches,
+            max_abs_err: r.max_abs_err,
+            failed: r.failed.as_deref(),
+            background_compiles: r.background_compiles,
+        })?);
     }
-    j += "\n]\n";
+    let j = format!("[\n{}\n]\n", items.join(",\n"));
     std::fs::write(format!("{dir}/report.json"), j)?;
     let header = format!(
         "# T-Math benchmark\n\n{date} · tmath {} · {}\n\n{method}\n\n",
