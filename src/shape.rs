@@ -179,6 +179,17 @@ impl Layout {
     }
 
     /// The view of this layout broadcast to `shape` (numpy rules; already validated).
+    /// The layout of the batch dims of a matrix layout (rank ≥ 2) broadcast to `batch`.
+    pub fn batch_to(&self, batch: &[usize]) -> Layout {
+        let r = self.shape.len() - 2;
+        Layout {
+            shape: self.shape[..r].to_vec(),
+            strides: self.strides[..r].to_vec(),
+            offset: self.offset,
+        }
+        .broadcast_to(batch)
+    }
+
     pub fn broadcast_to(&self, shape: &[usize]) -> Layout {
         let lead = shape.len() - self.shape.len();
         let strides = (0..shape.len())

@@ -5,7 +5,6 @@
 use std::fmt::Write;
 
 use super::{program_code, unravel_fn, KernelDesc, Sizes};
-use crate::shape::Layout;
 
 const MATMUL: &str = include_str!("matmul.wgsl");
 
@@ -31,17 +30,6 @@ pub(super) fn grid(out_shape: &[usize]) -> [usize; 3] {
     ]
 }
 
-/// The layout of the batch dims of `l` (rank ≥ 2) broadcast to `batch`.
-fn batch_layout(l: &Layout, batch: &[usize]) -> Layout {
-    let r = l.shape.len() - 2;
-    Layout {
-        shape: l.shape[..r].to_vec(),
-        strides: l.strides[..r].to_vec(),
-        offset: l.offset,
-    }
-    .broadcast_to(batch)
-}
-
 pub(super) fn render(
     d: &KernelDesc,
     a: usize,
@@ -54,8 +42,8 @@ pub(super) fn render(
     let (la, lb) = (&d.slots[a], &d.slots[b]);
     let k = la.shape[la.shape.len() - 1];
     let batch = &out_shape[..r - 2];
-    let ba = batch_layout(la, batch);
-    let bb = batch_layout(lb, batch);
+    let ba = la.batch_to(batch);
+    let bb = lb.batch_to(batch);
     let mut s = unravel_fn("a_base", batch, &ba.strides, ba.offset, sz);
     s += &unravel_fn("b_base", batch, &bb.strides, bb.offset, sz);
     let (epi, eres) = program_code(&d.epilogue, "e", &d.slots, "core", sz);

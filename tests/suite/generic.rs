@@ -198,14 +198,8 @@ async fn svd_generic(dev: &Device, cpu: &Device) {
 /// Every kernel kind rendered generic, each at ≥ 5 shapes, one pipeline per structure.
 pub async fn generic_kernels(dev: &Device) {
     let cpu = Device::cpu().unwrap();
-    // Pipelines are counted on a fresh wgpu device, whose cache holds nothing yet.
-    let fresh;
-    let dev = if dev.backend_name() == "wgpu" {
-        fresh = Device::wgpu_async().await.expect("a second wgpu device");
-        &fresh
-    } else {
-        dev
-    };
+    let fresh = super::fresh_device(dev).await;
+    let dev = &fresh;
     tmath::debug::set_generic_kernels(dev, true);
     for (i, f) in families().iter().enumerate() {
         run_family(dev, &cpu, f, 500 + 100 * i as u64).await;

@@ -3,6 +3,7 @@
 #![allow(unused_imports)]
 
 use super::check::*;
+use super::fresh_device;
 use tmath::{Device, Error, JitMode, Tensor};
 
 pub async fn jit_mode_keeps_results(dev: &Device) {
@@ -244,14 +245,8 @@ pub async fn pause() {
 /// runs on it with bit-identical results.
 pub async fn adaptive_tiers(dev: &Device) {
     let wgpu = dev.backend_name() == "wgpu";
-    // Counted on a fresh device (wgpu), whose caches hold nothing yet.
-    let fresh;
-    let dev = if wgpu {
-        fresh = Device::wgpu_async().await.expect("a second wgpu device");
-        &fresh
-    } else {
-        dev
-    };
+    let fresh = fresh_device(dev).await;
+    let dev = &fresh;
     dev.set_jit(JitMode::Adaptive);
     let cpu = Device::cpu().unwrap();
     let layer = |d: &Device, m: usize, seed: u64| {
@@ -340,13 +335,8 @@ pub async fn adaptive_tiers(dev: &Device) {
 /// feeds GPU work like any other; a graph with a large input stays on the GPU.
 pub async fn adaptive_cpu_route(dev: &Device) {
     let wgpu = dev.backend_name() == "wgpu";
-    let fresh;
-    let dev = if wgpu {
-        fresh = Device::wgpu_async().await.expect("a second wgpu device");
-        &fresh
-    } else {
-        dev
-    };
+    let fresh = fresh_device(dev).await;
+    let dev = &fresh;
     dev.set_jit(JitMode::Adaptive);
     let (a, da) = rand_tensor(dev, &[8, 8], 31, -1.0, 1.0);
     let (b, db) = rand_tensor(dev, &[8], 32, -1.0, 1.0);

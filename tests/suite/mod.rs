@@ -48,6 +48,18 @@ pub use svd::*;
 #[cfg(not(target_arch = "wasm32"))]
 use tmath::Device;
 
+/// A fresh device of `dev`'s kind where counting pipelines needs an empty cache (wgpu: a new
+/// device; others: `dev` itself).
+pub async fn fresh_device(dev: &tmath::Device) -> tmath::Device {
+    if dev.backend_name() == "wgpu" {
+        tmath::Device::wgpu_async()
+            .await
+            .expect("a second wgpu device")
+    } else {
+        dev.clone()
+    }
+}
+
 /// Calls `$m! { case, case, ... }` with every case of the suite.
 #[macro_export]
 macro_rules! for_each_case {

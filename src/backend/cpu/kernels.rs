@@ -140,17 +140,6 @@ pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec
     out
 }
 
-/// The layout of the batch dims of `l` (rank ≥ 2) broadcast to `batch`.
-fn batch_layout(l: &Layout, batch: &[usize]) -> Layout {
-    let r = l.shape.len() - 2;
-    Layout {
-        shape: l.shape[..r].to_vec(),
-        strides: l.strides[..r].to_vec(),
-        offset: l.offset,
-    }
-    .broadcast_to(batch)
-}
-
 /// One faer GEMM per batch entry, reading strided operands in place.
 pub(crate) fn matmul(
     a: &[f32],
@@ -189,22 +178,19 @@ pub(crate) fn matmul(
     #[cfg(target_arch = "wasm32")]
     let par = faer::Par::Seq;
     let mut chunks = out.chunks_mut(m * n);
-    for_each_offsets(
-        [&batch_layout(la, batch), &batch_layout(lb, batch)],
-        |[oa, ob]| {
-            let dst = chunks.next().expect("one output block per batch entry");
-            // SAFETY: every index oa + i*ars + j*acs (i < m, j < k) is below la.extent() ≤ a.len(),
-            // likewise for b; the slices outlive the views.
-            let (lhs, rhs) = unsafe {
-                (
-                    faer::MatRef::from_raw_parts(a.as_ptr().add(oa), m, k, ars, acs),
-                    faer::MatRef::from_raw_parts(b.as_ptr().add(ob), k, n, brs, bcs),
-                )
-            };
-            let dst = faer::MatMut::from_row_major_slice_mut(dst, m, n);
-            faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, par);
-        },
-    );
+    for_each_offsets([&la.batch_to(batch), &lb.batch_to(batch)], |[oa, ob]| {
+        let dst = chunks.next().expect("one output block per batch entry");
+        // SAFETY: every index oa + i*ars + j*acs (i < m, j < k) is below la.extent() ≤ a.len(),
+        // likewise for b; the slices outlive the views.
+        let (lhs, rhs) = unsafe {
+            (
+                faer::MatRef::from_raw_parts(a.as_ptr().add(oa), m, k, ars, acs),
+                faer::MatRef::from_raw_parts(b.as_ptr().add(ob), k, n, brs, bcs),
+            )
+        };
+        let dst = faer::MatMut::from_row_major_slice_mut(dst, m, n);
+        faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, par);
+    });
     out
 }
 /// Thin SVD (faer's divide-and-conquer bidiagonal SVD): packs `U` (m×k, row-major), the
