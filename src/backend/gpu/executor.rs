@@ -219,25 +219,6 @@ impl WgpuBackend {
         Ok(self.buffers.alloc(&self.ctx, elems))
     }
 
-    /// The uniform holding a generic kernel's metadata (`None` for a specialized kernel).
-    pub(super) fn meta_buffer(&self, variant: Variant, meta: &[u32]) -> Option<wgpu::Buffer> {
-        if variant != Variant::Generic {
-            return None;
-        }
-        let mut words = meta.to_vec();
-        words.resize(meta.len().div_ceil(4).max(1) * 4, 0);
-        use wgpu::util::DeviceExt;
-        let buffer = self
-            .ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("tmath kernel sizes"),
-                contents: bytemuck::cast_slice(&words),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        Some(buffer)
-    }
-
     /// A bind group of `buffers` (in binding order) plus the metadata uniform, if any.
     pub(super) fn bind_group(
         &self,
@@ -290,10 +271,10 @@ impl WgpuBackend {
         }
         let variant = self.variant(std::slice::from_ref(desc), cfg);
         let compiled = self.pipelines.get(&self.ctx, desc, variant, cfg)?;
-        let meta = self.meta_buffer(variant, &compiled.meta);
+        let meta = compiled.meta.as_deref();
         let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
         buffers.extend(inputs.iter().map(|b| (b.raw(), None)));
-        let bg = self.bind_group(launch.bindings, &buffers, meta.as_ref());
+        let bg = self.bind_group(launch.bindings, &buffers, meta);
         let mut pass = self.profiler.begin_pass(enc, name);
         pass.set_pipeline(&compiled.pipeline);
         pass.set_bind_group(0, &bg, &[]);

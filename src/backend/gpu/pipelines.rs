@@ -70,8 +70,9 @@ struct Entry {
 /// The in-memory cache.
 struct Cache {
     entries: HashMap<Key, Entry>,
-    /// Description → generic key and metadata.
-    memo: HashMap<KernelDesc, (TextKey, Arc<[u32]>)>,
+    /// Description → generic key and the uniform holding its metadata (made once per
+    /// description, not per dispatch).
+    memo: HashMap<KernelDesc, (TextKey, Arc<wgpu::Buffer>)>,
     /// Adaptive mode: how often each description was asked for (hot at 2), and which have a
     /// specialized compile requested.
     seen: HashMap<KernelDesc, u32>,
@@ -143,10 +144,26 @@ fn cost(wgsl_len: usize, software: bool) -> u64 {
 /// A bind group layout and the pipeline layout made of it.
 pub(crate) type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
 
-/// A pipeline ready to dispatch, with the metadata its generic kernel reads (empty otherwise).
+/// A pipeline ready to dispatch, with the uniform of metadata its generic kernel reads
+/// (`None` for a specialized kernel).
 pub(crate) struct Compiled {
     pub pipeline: Arc<wgpu::ComputePipeline>,
-    pub meta: Arc<[u32]>,
+    pub meta: Option<Arc<wgpu::Buffer>>,
+}
+
+/// The uniform holding a generic kernel's metadata words (padded to whole `vec4<u32>`s).
+fn meta_uniform(ctx: &Context, meta: &[u32]) -> Arc<wgpu::Buffer> {
+    use wgpu::util::DeviceExt;
+    let mut words = meta.to_vec();
+    words.resize(meta.len().div_ceil(4).max(1) * 4, 0);
+    Arc::new(
+        ctx.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("tmath kernel sizes"),
+                contents: bytemuck::cast_slice(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            }),
+    )
 }
 
 /// Kernels with at least this many output elements are hot at once in the adaptive mode (their
@@ -265,15 +282,15 @@ impl Pipelines {
         let generic = variant == Variant::Generic;
         // Find the key (rendering a generic kernel the first time its description is seen).
         let (key, meta, mut source) = if !generic {
-            (Key::Specialized(desc.clone()), Arc::from(vec![]), None)
+            (Key::Specialized(desc.clone()), None, None)
         } else {
             let memo = lock(&self.cache).memo.get(desc).cloned();
             match memo {
-                Some((text, meta)) => (Key::Generic(text), meta, None),
+                Some((text, meta)) => (Key::Generic(text), Some(meta), None),
                 None => {
                     let src = codegen::render(desc, Variant::Generic);
                     let text = TextKey::new(src.text);
-                    let meta: Arc<[u32]> = src.meta.into();
+                    let meta = meta_uniform(ctx, &src.meta);
                     if cached {
                         let mut cache = lock(&self.cache);
                         if cache.memo.len() >= MEMO_CAPACITY {
@@ -284,7 +301,7 @@ impl Pipelines {
                             .insert(desc.clone(), (text.clone(), meta.clone()));
                     }
                     let source = text.text.to_string();
-                    (Key::Generic(text), meta, Some(source))
+                    (Key::Generic(text), Some(meta), Some(source))
                 }
             }
         };

@@ -88,7 +88,7 @@ impl WgpuBackend {
             .map(|d| self.pipelines.get(ctx, d, variant, cfg))
             .collect::<Result<Vec<_>>>()?;
         // Every stage renders the same sizes, so one metadata uniform serves them all.
-        let meta = self.meta_buffer(variant, &compiled[0].meta);
+        let meta = compiled[0].meta.as_deref();
         let sweep_offsets: Vec<u32> = if one_group {
             vec![0]
         } else {
@@ -105,7 +105,7 @@ impl WgpuBackend {
                 (counter.raw(), None),
                 (&round_buf, Some(16)),
             ],
-            meta.as_ref(),
+            meta,
         );
         let dispatch = |enc: &mut wgpu::CommandEncoder, i: usize, offsets: &[u32]| -> Result<()> {
             let launch = descs[i].launch();
