@@ -101,13 +101,19 @@ impl RawEngine {
         ]
     }
 
-    /// Evaluates several tensors in one schedule.
+    /// Evaluates several tensors in one schedule and reads them: a `Promise` of an array of
+    /// `Float32Array`, in the order given.
     pub fn eval(&self, tensors: Vec<RawTensor>) -> js_sys::Promise {
         let ts: Vec<Tensor> = tensors.iter().map(|t| t.t.clone()).collect();
         wasm_bindgen_futures::future_to_promise(async move {
             let refs: Vec<&Tensor> = ts.iter().collect();
             crate::graph::eval::evaluate(&refs).map_err(|e| JsValue::from(err(e)))?;
-            Ok(JsValue::UNDEFINED)
+            let out = js_sys::Array::new();
+            for t in &ts {
+                let v = t.to_vec_async().await.map_err(|e| JsValue::from(err(e)))?;
+                out.push(&js_sys::Float32Array::from(v.as_slice()));
+            }
+            Ok(out.into())
         })
     }
 }
@@ -232,6 +238,29 @@ impl RawTensor {
     /// Reorders dimensions.
     pub fn permute(&self, perm: Vec<usize>) -> Result<RawTensor, JsError> {
         self.t.permute(&perm).map(RawTensor::from).map_err(err)
+    }
+
+    /// `self != 0 ? a : b` elementwise, all three broadcast.
+    pub fn where_cond(&self, a: &RawTensor, b: &RawTensor) -> Result<RawTensor, JsError> {
+        self.t
+            .where_cond(&a.t, &b.t)
+            .map(RawTensor::from)
+            .map_err(err)
+    }
+
+    /// The tensor broadcast to `shape` (a view).
+    pub fn broadcast_to(&self, shape: Vec<usize>) -> Result<RawTensor, JsError> {
+        self.t
+            .broadcast_to(&shape)
+            .map(RawTensor::from)
+            .map_err(err)
+    }
+
+    /// Gradients of this scalar loss with respect to each of `wrt` (lazy tensors).
+    pub fn grad(&self, wrt: Vec<RawTensor>) -> Result<Vec<RawTensor>, JsError> {
+        let refs: Vec<&Tensor> = wrt.iter().map(|t| &t.t).collect();
+        let g = self.t.grad(&refs).map_err(err)?;
+        Ok(g.into_iter().map(RawTensor::from).collect())
     }
 
     /// Thin SVD: `[u, s, vt]`.

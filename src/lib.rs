@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod autodiff;
 mod backend;
 #[cfg(feature = "wgpu")]
 mod codegen;

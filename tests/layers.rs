@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["device"],
     &["graph"],
     &["tensor", "ops"],
+    &["autodiff"],
     &["js"],
 ];
 

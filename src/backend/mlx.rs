@@ -146,6 +146,11 @@ fn apply(step: &Step, slots: &[Array]) -> std::result::Result<Array, Exception> 
                 ops::softmax_axis(x, axis, true)?
             }
         }
+        Op::Where => ops::select(arg(0).ne(Array::from_f32(0.0))?, arg(1), arg(2))?,
+        Op::Full { bits } => {
+            Array::full::<f32>(&dims(&step.shape), Array::from_f32(f32::from_bits(*bits)))?
+        }
+        Op::Expand => ops::broadcast_to(arg(0), &dims(&step.shape))?,
         Op::MatMul => arg(0).matmul(arg(1))?,
         Op::Reshape => arg(0).reshape(&dims(&step.shape))?,
         Op::Permute(perm) => ops::transpose_axes(arg(0), &axes_i32(perm))?,

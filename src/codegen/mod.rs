@@ -312,6 +312,8 @@ fn program_code(
             Inst::Core => core.to_string(),
             Inst::Unary(op, x) => op.wgsl(&format!("{prefix}{x}")),
             Inst::Binary(op, a, b) => op.wgsl(&format!("{prefix}{a}"), &format!("{prefix}{b}")),
+            Inst::Select(c, a, b) => format!("tm_where({prefix}{c}, {prefix}{a}, {prefix}{b})"),
+            Inst::Const(bits) => format!("bitcast<f32>({bits}u)"),
         };
         let _ = writeln!(code, "        let {name} = {expr};");
     }

@@ -115,6 +115,44 @@ fn tm_min(a: f32, b: f32) -> f32 {
     return select(min(a, b), tm_nan(), tm_isnan(a) || tm_isnan(b));
 }
 
+// Comparisons as 1.0/0.0; NaN is told apart on bits (unordered: false, except `ne`).
+fn tm_ordered(a: f32, b: f32) -> bool {
+    return !(tm_isnan(a) || tm_isnan(b));
+}
+
+fn tm_flag(c: bool) -> f32 {
+    return select(0.0, 1.0, c);
+}
+
+fn tm_lt(a: f32, b: f32) -> f32 {
+    return tm_flag(tm_ordered(a, b) && a < b);
+}
+
+fn tm_le(a: f32, b: f32) -> f32 {
+    return tm_flag(tm_ordered(a, b) && a <= b);
+}
+
+fn tm_gt(a: f32, b: f32) -> f32 {
+    return tm_flag(tm_ordered(a, b) && a > b);
+}
+
+fn tm_ge(a: f32, b: f32) -> f32 {
+    return tm_flag(tm_ordered(a, b) && a >= b);
+}
+
+fn tm_eq(a: f32, b: f32) -> f32 {
+    return tm_flag(tm_ordered(a, b) && a == b);
+}
+
+fn tm_ne(a: f32, b: f32) -> f32 {
+    return 1.0 - tm_eq(a, b);
+}
+
+// `c != 0 ? a : b` (a NaN condition selects `a`, as `NaN != 0` is true).
+fn tm_where(c: f32, a: f32, b: f32) -> f32 {
+    return select(a, b, tm_iszero(c));
+}
+
 fn tm_relu(x: f32) -> f32 {
     return select(max(x, 0.0), x, tm_isnan(x));
 }
@@ -175,12 +213,18 @@ fn tm_tanh(x: f32) -> f32 {
 }
 
 fn tm_erf(x: f32) -> f32 {
-    // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7.
+    // |x| < 1: Cephes' erff polynomial, x·T(x²), about 2 ulp relative (so erf keeps its
+    // accuracy near 0, where 1 − p·e^(−x²) would cancel).
+    let z = x * x;
+    let small = x * (1.128379165726710 + z * (-0.3761262582423300 + z * (0.1128358514861418
+        + z * (-0.02685381193529856 + z * (0.005188327685732524 + z * (-0.0008010193625184903
+        + z * 0.00007853861353153693))))));
+    // Otherwise Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (erf ≥ 0.84 there).
     let a = abs(x);
     let t = 1.0 / (1.0 + 0.3275911 * a);
     let p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
     let y = 1.0 - p * tm_exp(-a * a);
-    return select(y, -y, x < 0.0);
+    return select(select(y, -y, x < 0.0), small, a < 1.0);
 }
 
 fn tm_gelu(x: f32) -> f32 {

@@ -21,6 +21,18 @@ macro_rules! binary_list {
             Maximum => maximum;
             /// Elementwise minimum (NaN if either is NaN).
             Minimum => minimum;
+            /// Elementwise `a < b` as 1.0 or 0.0 (false where either is NaN).
+            Lt => lt;
+            /// Elementwise `a ≤ b` as 1.0 or 0.0 (false where either is NaN).
+            Le => le;
+            /// Elementwise `a > b` as 1.0 or 0.0 (false where either is NaN).
+            Gt => gt;
+            /// Elementwise `a ≥ b` as 1.0 or 0.0 (false where either is NaN).
+            Ge => ge;
+            /// Elementwise `a = b` as 1.0 or 0.0 (false where either is NaN; `-0 = +0`).
+            Eq => eq;
+            /// Elementwise `a ≠ b` as 1.0 or 0.0 (true where either is NaN).
+            Ne => ne;
         }
     };
 }
@@ -87,7 +99,22 @@ impl BinaryOp {
                     a.min(b)
                 }
             }
+            BinaryOp::Lt => flag(a < b),
+            BinaryOp::Le => flag(a <= b),
+            BinaryOp::Gt => flag(a > b),
+            BinaryOp::Ge => flag(a >= b),
+            BinaryOp::Eq => flag(a == b),
+            BinaryOp::Ne => flag(a != b),
         }
+    }
+
+    /// True for the comparisons (`lt` … `ne`): their result is 1.0 or 0.0 and has no gradient.
+    #[allow(dead_code)]
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne
+        )
     }
 
     /// The WGSL expression for one pair (helpers `tm_*` live in `src/codegen/prelude.wgsl`;
@@ -103,6 +130,12 @@ impl BinaryOp {
             BinaryOp::Pow => format!("tm_pow({a}, {b})"),
             BinaryOp::Maximum => format!("tm_max({a}, {b})"),
             BinaryOp::Minimum => format!("tm_min({a}, {b})"),
+            BinaryOp::Lt => format!("tm_lt({a}, {b})"),
+            BinaryOp::Le => format!("tm_le({a}, {b})"),
+            BinaryOp::Gt => format!("tm_gt({a}, {b})"),
+            BinaryOp::Ge => format!("tm_ge({a}, {b})"),
+            BinaryOp::Eq => format!("tm_eq({a}, {b})"),
+            BinaryOp::Ne => format!("tm_ne({a}, {b})"),
         }
     }
 
@@ -122,6 +155,20 @@ impl BinaryOp {
             BinaryOp::Pow => a.power(b),
             BinaryOp::Maximum => ops::maximum(a, b),
             BinaryOp::Minimum => ops::minimum(a, b),
+            BinaryOp::Lt => a.lt(b)?.as_type::<f32>(),
+            BinaryOp::Le => a.le(b)?.as_type::<f32>(),
+            BinaryOp::Gt => a.gt(b)?.as_type::<f32>(),
+            BinaryOp::Ge => a.ge(b)?.as_type::<f32>(),
+            BinaryOp::Eq => a.eq(b)?.as_type::<f32>(),
+            BinaryOp::Ne => a.ne(b)?.as_type::<f32>(),
         }
+    }
+}
+
+fn flag(b: bool) -> f32 {
+    if b {
+        1.0
+    } else {
+        0.0
     }
 }

@@ -52,6 +52,15 @@ pub(crate) enum Op {
     Slice {
         offset: usize,
     },
+    /// Every element equal to `f32::from_bits(bits)`: no input, no buffer until a kernel needs
+    /// one (fused kernels inline it as a literal).
+    Full {
+        bits: u32,
+    },
+    /// `cond != 0 ? a : b` elementwise over `[cond, a, b]`, all three broadcast.
+    Where,
+    /// The input broadcast (numpy rules) to the node's shape: a view with zero strides.
+    Expand,
 }
 
 impl Op {
@@ -70,6 +79,9 @@ impl Op {
             Op::Permute(_) => "permute",
             Op::Svd { .. } => "svd",
             Op::Slice { .. } => "slice",
+            Op::Full { .. } => "full",
+            Op::Where => "where_cond",
+            Op::Expand => "expand",
         }
     }
 
@@ -79,17 +91,20 @@ impl Op {
         matches!(self, Op::Svd { .. })
     }
 
-    /// Elementwise in the flat row-major index (fusable into one loop): unary, binary, and
-    /// reshape, which keeps the flat index.
+    /// Elementwise in the flat row-major index (fusable into one loop): unary, binary, select,
+    /// constants, and reshape, which keeps the flat index.
     #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Reshape)
+        matches!(
+            self,
+            Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Full { .. } | Op::Reshape
+        )
     }
 
     /// Always a view: new strides over the input's buffer, never a kernel.
     #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn is_view(&self) -> bool {
-        matches!(self, Op::Permute(_) | Op::Slice { .. })
+        matches!(self, Op::Permute(_) | Op::Slice { .. } | Op::Expand)
     }
 
     /// The layout of this op's result as a view of its input's `input` layout; `None` for ops
@@ -98,6 +113,7 @@ impl Op {
         match self {
             Op::Permute(perm) => Some(input.permute(perm)),
             Op::Reshape => input.reshape(shape),
+            Op::Expand => Some(input.broadcast_to(shape)),
             Op::Slice { offset } if input.is_contiguous() => {
                 Some(Layout::contiguous_at(shape, input.offset + offset))
             }

@@ -38,6 +38,8 @@ macro_rules! unary_list {
             GeluTanh => gelu_tanh;
             /// SiLU (swish): `x·sigmoid(x)`.
             Silu => silu;
+            /// The error function `erf(x) = 2/√π ∫₀ˣ e^(-t²) dt`.
+            Erf => erf;
         }
     };
 }
@@ -110,6 +112,7 @@ impl UnaryOp {
                 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
             }
             UnaryOp::Silu => x * sigmoid(x),
+            UnaryOp::Erf => libm::erff(x),
         }
     }
 
@@ -132,6 +135,7 @@ impl UnaryOp {
             UnaryOp::Gelu => format!("tm_gelu({x})"),
             UnaryOp::GeluTanh => format!("tm_gelu_tanh({x})"),
             UnaryOp::Silu => format!("tm_mul({x}, tm_sigmoid({x}))"),
+            UnaryOp::Erf => format!("tm_erf({x})"),
         }
     }
 
@@ -165,6 +169,7 @@ impl UnaryOp {
                     .multiply(ops::tanh(&inner)?.add(f(1.0))?)?
             }
             UnaryOp::Silu => x.multiply(ops::sigmoid(x)?)?,
+            UnaryOp::Erf => ops::erf(x)?,
         })
     }
 }

@@ -7,5 +7,6 @@ mod linalg;
 mod matmul;
 mod movement;
 mod reduce;
+mod select;
 mod softmax;
 mod unary;

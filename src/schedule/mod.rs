@@ -29,6 +29,10 @@ pub(crate) enum Inst {
     Core,
     Unary(UnaryOp, usize),
     Binary(BinaryOp, usize, usize),
+    /// `cond != 0 ? a : b` of instructions `(cond, a, b)`.
+    Select(usize, usize, usize),
+    /// The constant `f32::from_bits(bits)`.
+    Const(u32),
 }
 
 /// An elementwise program; its value is instruction `result`.
@@ -230,7 +234,8 @@ fn joinable(
                 v.numel(v.args(core)[0])
             }
         };
-        if v.numel(s) != space_numel {
+        // A constant is the same at every index, so it joins a space of any size.
+        if v.numel(s) != space_numel && !matches!(op, Op::Full { .. }) {
             return None;
         }
         return Some((g, (space, false)));
@@ -307,6 +312,13 @@ fn emit(
                 let y = operand(args[1], shape, &mut prog, &value);
                 Inst::Binary(*b, x, y)
             }
+            Some(Op::Where) => {
+                let c = operand(args[0], shape, &mut prog, &value);
+                let x = operand(args[1], shape, &mut prog, &value);
+                let y = operand(args[2], shape, &mut prog, &value);
+                Inst::Select(c, x, y)
+            }
+            Some(Op::Full { bits }) => Inst::Const(*bits),
             Some(Op::Reshape) => {
                 // Same flat index: the input's value as is (read with its own shape if loaded).
                 let src = args[0];

@@ -74,6 +74,7 @@ pub async fn unary_ops(dev: &Device) {
             2e-6,
             2e-6,
         ),
+        ("erf", Tensor::erf, erf, (-4.0, 4.0), 4e-7, 2e-7),
     ];
     let shape = [37, 29];
     for (i, (name, op, f, (lo, hi), atol, rtol)) in cases.iter().enumerate() {

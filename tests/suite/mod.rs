@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod errors;
 pub mod fuzz;
 pub mod generic;
+pub mod grad;
 pub mod graphs;
 pub mod invalid;
 pub mod jit;
@@ -24,6 +25,11 @@ pub mod svd;
 pub use fuzz::fuzz_graphs;
 #[allow(unused_imports)]
 pub use generic::generic_kernels;
+#[allow(unused_imports)]
+pub use grad::{
+    comparisons_and_where, gradient_rules, gradients_match_finite_differences,
+    training_step_is_one_graph,
+};
 #[allow(unused_imports)]
 pub use invalid::{invalid_calls_are_errors, sizes_beyond_limits};
 
@@ -95,6 +101,10 @@ macro_rules! for_each_case {
             generic_kernels,
             adaptive_tiers,
             adaptive_cpu_route,
+            comparisons_and_where,
+            gradients_match_finite_differences,
+            gradient_rules,
+            training_step_is_one_graph,
         }
     };
 }

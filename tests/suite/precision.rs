@@ -146,6 +146,7 @@ fn unary(op: &str) -> Option<(Unary, Ref1)> {
         "gelu" => (Tensor::gelu, gelu64),
         "gelu_tanh" => (Tensor::gelu_tanh, gelu_tanh64),
         "silu" => (Tensor::silu, |x| x * sigmoid64(x)),
+        "erf" => (Tensor::erf, libm::erf),
         _ => return None,
     })
 }

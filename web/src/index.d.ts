@@ -44,8 +44,8 @@ export class Engine {
   setJit(mode: boolean | "adaptive"): void;
   /** The engine's counters. */
   stats(): Stats;
-  /** Evaluates several tensors in one schedule; shared work is done once. */
-  eval(tensors: Tensor[]): Promise<void>;
+  /** Evaluates several tensors in one schedule (shared work once; a loss with its gradients runs forward and backward together) and resolves to their elements, in order. */
+  eval(tensors: Tensor[]): Promise<Float32Array[]>;
 }
 
 /** The elementwise and reduction methods (add, gelu, sum, …), generated from the op list. */
@@ -73,4 +73,7 @@ export class Tensor {
   /** Swaps two dimensions. */ transpose(d0: number, d1: number): Tensor;
   /** Reorders dimensions. */ permute(perm: number[]): Tensor;
   /** Thin SVD of a 2-D tensor: u (m×k), s (k, descending), vt (k×n). */ svd(): { u: Tensor; s: Tensor; vt: Tensor };
+  /** `this != 0 ? a : b` elementwise; all three broadcast. */ whereCond(a: Tensor | number, b: Tensor | number): Tensor;
+  /** This tensor broadcast to `shape` (numpy rules; a view). */ broadcastTo(shape: number[]): Tensor;
+  /** Gradients of this scalar loss with respect to each of `wrt`: lazy tensors of their shapes (zeros where the loss does not depend on one). A loss with more than one element throws. */ grad(wrt: Tensor[]): Tensor[];
 }

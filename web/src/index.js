@@ -71,9 +71,12 @@ export class Engine {
     return { compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches, cpuDispatches };
   }
 
-  /** Evaluates several tensors in one schedule (shared work once). */
+  /**
+   * Evaluates several tensors in one schedule (shared work once: a loss and its gradients run
+   * forward and backward together) and resolves to their elements, one Float32Array each.
+   */
   async eval(tensors) {
-    await this._raw.eval(tensors.map((t) => t._live().handle()));
+    return await this._raw.eval(tensors.map((t) => t._live().handle()));
   }
 
   _operand(x) {
@@ -140,6 +143,35 @@ export class Tensor {
   }
   permute(perm) {
     return this._wrap(this._live().permute(checkDims("permute", perm)));
+  }
+  /** `this != 0 ? a : b` elementwise (tensors or numbers; all three broadcast). */
+  whereCond(a, b) {
+    const ra = this._engine._operand(a);
+    const rb = this._engine._operand(b);
+    try {
+      return this._wrap(this._live().where_cond(ra, rb));
+    } finally {
+      if (!(a instanceof Tensor)) ra.free();
+      if (!(b instanceof Tensor)) rb.free();
+    }
+  }
+  /** This tensor broadcast to `shape` (numpy rules; a view). */
+  broadcastTo(shape) {
+    return this._wrap(this._live().broadcast_to(checkDims("broadcastTo", shape)));
+  }
+  /**
+   * Gradients of this scalar loss with respect to each tensor of `wrt`: lazy tensors of their
+   * shapes (zeros where the loss does not depend on one). Evaluate them with the loss in one
+   * `engine.eval([loss, ...grads])`.
+   */
+  grad(wrt) {
+    if (!Array.isArray(wrt)) throw new Error("grad: expected an array of tensors");
+    for (const t of wrt) {
+      if (!(t instanceof Tensor)) throw new Error("grad: expected an array of tensors");
+    }
+    return this._live()
+      .grad(wrt.map((t) => t._live().handle()))
+      .map((raw) => this._wrap(raw));
   }
   /** Thin SVD: { u, s, vt }, singular values descending. */
   svd() {

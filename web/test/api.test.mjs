@@ -143,3 +143,31 @@ test("every op of the Rust op list is a Tensor method and declared in the genera
     assert.match(dts, new RegExp(`\\b${js}\\(`), `pkg/ops.d.ts declares ${js} (${entry})`);
   }
 });
+
+test("gradients, comparisons and whereCond", async () => {
+  const tm = await Engine.create({ backend: "cpu", wasm });
+  const w = tm.tensor([1, -2, 3], [3]);
+  const x = tm.tensor([0.5, 1.5, -1], [3]);
+  // loss = Σ (w·x)² ; ∂/∂w = 2(w·x)·x, ∂/∂x = 2(w·x)·w
+  const loss = w.mul(x).mul(w.mul(x)).sum([0]);
+  const [gw, gx] = loss.grad([w, x]);
+  const out = await tm.eval([loss, gw, gx]);
+  assert.equal(out.length, 3);
+  assert.ok(out.every((a) => a instanceof Float32Array));
+  const wx = [0.5, -3, -3];
+  close(out[0], [wx.reduce((s, v) => s + v * v, 0)], 1e-6, "loss");
+  close(out[1], wx.map((v, i) => 2 * v * [0.5, 1.5, -1][i]), 1e-6, "∂w");
+  close(out[2], wx.map((v, i) => 2 * v * [1, -2, 3][i]), 1e-6, "∂x");
+  // An unrelated tensor gets zeros; a non-scalar loss throws naming grad.
+  const other = tm.tensor([1, 2], [2]);
+  close(await loss.grad([other])[0].data(), [0, 0], 0, "unrelated");
+  assert.throws(() => w.exp().grad([w]), /grad.*\[3\]/);
+  assert.throws(() => loss.grad(w), /grad: expected an array/);
+  // Comparisons give 1/0 and take numbers; whereCond selects with broadcasting.
+  close(await x.gt(0).data(), [1, 1, 0], 0, "gt");
+  close(await x.le(tm.tensor([0.5, 0, 0], [3])).data(), [1, 0, 1], 0, "le");
+  close(await x.gt(0).whereCond(x, -1).data(), [0.5, 1.5, -1], 0, "whereCond");
+  close(await tm.tensor([1, 0], [2, 1]).whereCond(x, 7).data(), [0.5, 1.5, -1, 7, 7, 7], 0, "whereCond broadcast");
+  assert.deepEqual(x.broadcastTo([2, 3]).shape, [2, 3]);
+  assert.throws(() => x.broadcastTo([2]), /broadcast_to/);
+});

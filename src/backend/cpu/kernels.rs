@@ -72,6 +72,17 @@ pub(crate) fn binary(
     out
 }
 
+/// `cond != 0 ? a : b`, all three read through their layouts broadcast to `out_shape`.
+pub(crate) fn select(inputs: [(&[f32], &Layout); 3], out_shape: &[usize]) -> Vec<f32> {
+    let [(c, lc), (a, la), (b, lb)] = inputs;
+    let ls = [lc, la, lb].map(|l| l.broadcast_to(out_shape));
+    let mut out = Vec::with_capacity(ls[0].numel());
+    for_each_offsets([&ls[0], &ls[1], &ls[2]], |[i, j, k]| {
+        out.push(if c[i] != 0.0 { a[j] } else { b[k] })
+    });
+    out
+}
+
 /// Splits a layout into the kept dims (outer, in order) and the reduced dims (inner, offset 0).
 fn split_axes(layout: &Layout, axes: &[usize]) -> (Layout, Layout) {
     let pick = |keep: bool| {

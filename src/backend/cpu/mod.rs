@@ -50,6 +50,10 @@ fn run_step(node: &Step, inputs: &[Value]) -> Result<Value> {
             let (c, lc) = input(1)?;
             kernels::binary(*b, a, la, c, lc, &node.shape)
         }
+        Op::Where => kernels::select([input(0)?, input(1)?, input(2)?], &node.shape),
+        Op::Full { bits } => {
+            crate::shape::try_vec("full", numel(&node.shape), f32::from_bits(*bits))?
+        }
         Op::Reduce { op, axes, .. } => {
             let (x, l) = input(0)?;
             kernels::reduce(*op, x, l, axes)
@@ -71,7 +75,7 @@ fn run_step(node: &Step, inputs: &[Value]) -> Result<Value> {
             let (x, l) = input(0)?;
             kernels::svd(x, l, *m, *n)?
         }
-        Op::Data | Op::Randn { .. } | Op::Permute(_) | Op::Slice { .. } => {
+        Op::Data | Op::Randn { .. } | Op::Permute(_) | Op::Slice { .. } | Op::Expand => {
             return Err(Error::device(format!(
                 "internal: {} reached the CPU kernels",
                 node.op.name()
