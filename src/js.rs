@@ -263,6 +263,11 @@ impl RawTensor {
         Ok(g.into_iter().map(RawTensor::from).collect())
     }
 
+    /// The tensor's value as a new leaf without history (evaluated first if needed).
+    pub fn detach(&self) -> Result<RawTensor, JsError> {
+        self.t.detach().map(RawTensor::from).map_err(err)
+    }
+
     /// Thin SVD: `[u, s, vt]`.
     pub fn svd(&self) -> Result<Vec<RawTensor>, JsError> {
         let (u, s, vt) = self.t.svd().map_err(err)?;

@@ -44,6 +44,21 @@ impl Tensor {
         Ok(Tensor(node))
     }
 
+    /// This tensor's value as a new leaf without history: gradients do not flow through it, and
+    /// the graph behind it is no longer kept alive by it. Evaluates the tensor first if needed
+    /// (no read-back: the value stays on the device, shared, not copied). A training loop
+    /// detaches its updated parameters each step, so step `n` does not hold steps `0..n`.
+    pub fn detach(&self) -> Result<Tensor> {
+        crate::graph::eval::evaluate(&[self])?;
+        let value = self
+            .node()
+            .cached()
+            .ok_or_else(|| Error::device("internal: an evaluated tensor has no value"))?;
+        let node = Node::new(Op::Data, vec![], self.shape().to_vec(), self.device());
+        node.set_cached(value);
+        Ok(Tensor(node))
+    }
+
     /// A tensor of `shape` filled with `value`. A shape beyond the device's (or the host's)
     /// memory is an [`Error::TooLarge`], checked before anything is allocated.
     pub fn full(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {

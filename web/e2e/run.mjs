@@ -3,7 +3,7 @@
 //  1. `npm pack` → install the tarball into a fresh temporary project → serve a page and a module
 //     worker that import it (site/) → results match plain-JS references, backend is "webgpu",
 //     errors throw, dispose frees;
-//  2. web/demo/: renders, a screenshot is taken and its result checked;
+//  2. web/demo/: renders, a screenshot is taken and its result checked; the spirals training demo converges;
 //  3. web/bench/ (?quick): produces a report in the main job's JSON schema.
 // Usage: node e2e/run.mjs [--out DIR]   (from web/, after `npm run build`)
 import { execFileSync } from "node:child_process";
@@ -126,6 +126,21 @@ try {
       check("demo: full rank reconstructs the image", errs[errs.length - 1] < 1e-3, errs[errs.length - 1]);
       check("demo: the reconstruction canvas is drawn", d.canvasStd > 5, `pixel std ${d.canvasStd}`);
       check("demo: timings on screen", /ms/.test(await page.textContent("#timings")));
+    }
+    await page.close();
+  }
+  // 2b. The training demo: an MLP on two spirals, forward + backward + Adam as one graph per step.
+  {
+    const page = await open(`${webSite.url}/demo/spirals.html?epochs=40`, "spirals");
+    await page.waitForFunction(() => document.body.dataset.state === "done" || document.body.dataset.state === "error", null, { timeout: 600_000 });
+    const d = await page.evaluate(() => window.__spirals);
+    await page.screenshot({ path: join(out, "spirals.png"), fullPage: true });
+    check("spirals demo trained", d && d.state === "done", d && d.error);
+    if (d && d.state === "done") {
+      const l = d.losses;
+      check("spirals: the loss falls", l[l.length - 1] < 0.75 * l[0], l.map((v) => v.toFixed(3)).join(" "));
+      check("spirals: most points classified right", d.accuracy > 0.7, d.accuracy);
+      console.log(`     spirals (${d.backend}): loss ${l[0].toFixed(3)} → ${l[l.length - 1].toFixed(3)}, accuracy ${(d.accuracy * 100).toFixed(1)}%, ${d.msPerStep.toFixed(2)} ms per step`);
     }
     await page.close();
   }

@@ -74,6 +74,7 @@ export class Tensor {
   /** Reorders dimensions. */ permute(perm: number[]): Tensor;
   /** Thin SVD of a 2-D tensor: u (m×k), s (k, descending), vt (k×n). */ svd(): { u: Tensor; s: Tensor; vt: Tensor };
   /** `this != 0 ? a : b` elementwise; all three broadcast. */ whereCond(a: Tensor | number, b: Tensor | number): Tensor;
+  /** This tensor's value as a new tensor without history (evaluated first if needed, not copied): gradients stop here. */ detach(): Tensor;
   /** This tensor broadcast to `shape` (numpy rules; a view). */ broadcastTo(shape: number[]): Tensor;
   /** Gradients of this scalar loss with respect to each of `wrt`: lazy tensors of their shapes (zeros where the loss does not depend on one). A loss with more than one element throws. */ grad(wrt: Tensor[]): Tensor[];
 }

@@ -173,6 +173,14 @@ export class Tensor {
       .grad(wrt.map((t) => t._live().handle()))
       .map((raw) => this._wrap(raw));
   }
+  /**
+   * This tensor's value as a new tensor without history (evaluated first if needed; no copy):
+   * gradients stop here, and the graph behind it can be freed. Training loops detach their
+   * updated parameters each step.
+   */
+  detach() {
+    return this._wrap(this._live().detach());
+  }
   /** Thin SVD: { u, s, vt }, singular values descending. */
   svd() {
     const [u, s, vt] = this._live().svd();

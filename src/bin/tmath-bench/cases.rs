@@ -145,6 +145,7 @@ pub(crate) fn cases(quick: bool) -> Vec<Case> {
             graph: Box::new(|x| Ok(vec![x[0].matmul(&x[1])?.add(&x[2])?.gelu()?])),
         },
     ];
+    v.extend(training(quick));
     let mm_sizes: &[usize] = if quick {
         &[64, 128, 256]
     } else {
@@ -251,4 +252,81 @@ pub(crate) fn cases(quick: bool) -> Vec<Case> {
         graph: Box::new(|x| Ok(vec![x[0].matmul(&x[1])?])),
     });
     v
+}
+
+/// One training step of a 2-layer MLP `I → H → O` (GELU, softmax cross-entropy, SGD), batch
+/// `B`, as one graph: forward only (the loss), and forward + backward + update (the loss and
+/// the four updated parameters). The same model as `../shared/anchors/torch_mlp.py`.
+fn training(quick: bool) -> Vec<Case> {
+    let (b, i, h, o) = if quick {
+        (64, 128, 512, 128)
+    } else {
+        (256, 1024, 4096, 1024)
+    };
+    let fwd_flops = 2.0 * b as f64 * (i * h + h * o) as f64;
+    let inputs = move |d: &Device| -> tmath::Result<Vec<Tensor>> {
+        let labels: Vec<f32> = (0..b * o)
+            .map(|k| if k % o == (k / o * 37) % o { 1.0 } else { 0.0 })
+            .collect();
+        Ok(vec![
+            Tensor::randn(&[b, i], 20, d)?,
+            Tensor::from_vec(labels, &[b, o], d)?,
+            Tensor::randn(&[i, h], 21, d)?.mul(&Tensor::scalar(1.0 / (i as f32).sqrt(), d)?)?,
+            Tensor::full(&[h], 0.0, d)?,
+            Tensor::randn(&[h, o], 22, d)?.mul(&Tensor::scalar(1.0 / (h as f32).sqrt(), d)?)?,
+            Tensor::full(&[o], 0.0, d)?,
+        ])
+    };
+    fn loss(x: &[Tensor]) -> tmath::Result<Tensor> {
+        let d = x[0].device();
+        let n = x[0].shape()[0] as f32;
+        let logits = x[0]
+            .matmul(&x[2])?
+            .add(&x[3])?
+            .gelu()?
+            .matmul(&x[4])?
+            .add(&x[5])?;
+        logits
+            .log_softmax(1)?
+            .mul(&x[1])?
+            .sum(&[0, 1], false)?
+            .mul(&Tensor::scalar(-1.0 / n, &d)?)
+    }
+    let shape = vec![b, i, h, o];
+    vec![
+        Case {
+            section: "training",
+            op: "MLP forward (loss)".into(),
+            shape: shape.clone(),
+            flops: fwd_flops,
+            bytes: 0.0,
+            modes: TABLE,
+            tol: 1e-3,
+            check: true,
+            inputs: Box::new(inputs),
+            graph: Box::new(|x| Ok(vec![loss(x)?])),
+        },
+        Case {
+            section: "training",
+            op: "MLP training step (forward + backward + SGD)".into(),
+            shape,
+            flops: 3.0 * fwd_flops,
+            bytes: 0.0,
+            modes: TABLE,
+            tol: 1e-3,
+            check: true,
+            inputs: Box::new(inputs),
+            graph: Box::new(|x| {
+                let l = loss(x)?;
+                let params = [&x[2], &x[3], &x[4], &x[5]];
+                let g = l.grad(&params)?;
+                let lr = Tensor::scalar(0.01, &x[0].device())?;
+                let mut outs = vec![l];
+                for (p, g) in params.iter().zip(&g) {
+                    outs.push(p.sub(&g.mul(&lr)?)?);
+                }
+                Ok(outs)
+            }),
+        },
+    ]
 }

@@ -269,6 +269,30 @@ pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
             );
         }
     }
+    let training: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.section == "training" && r.mode == "cached")
+        .collect();
+    if !training.is_empty() {
+        s += "\n## Training: an MLP step as one graph (`loss.grad`, forward + backward + SGD update)\n\n| case | B, I, H, O | device | JIT off ms | first step (cold) ms | cached ms | kernel ms | TFLOP/s (cached) | kernels per call (off / on) |\n|---|---|---|---|---|---|---|---|---|\n";
+        for r in training {
+            let off = find(rows, r, "off");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+                r.op,
+                r.dims(),
+                r.device,
+                ms(off),
+                ms(find(rows, r, "cold")),
+                ms(Some(r)),
+                r.kernel_ms.map_or("–".into(), |k| format!("{k:.3}")),
+                throughput(r),
+                off.map_or(0, |o| o.dispatches),
+                r.dispatches
+            );
+        }
+    }
     for section in ["matmul sweep", "elementwise sweep", "softmax sweep"] {
         let _ = write!(s, "\n## {section} (JIT cached)\n\n| op | shape | device | median ms | kernel ms | throughput | of ceiling | max abs err |\n|---|---|---|---|---|---|---|---|\n");
         for r in rows.iter().filter(|r| r.section == section) {
