@@ -1,6 +1,8 @@
 //! Matmul with a fused epilogue, from the `matmul.wgsl` template: 16×16 threads per workgroup,
-//! each computing TM×TN outputs in registers, K in steps through workgroup memory. The tile
-//! class (TM, TN) is picked from the output's size and is part of the structure.
+//! each computing TM×TN outputs in registers (vec4 rows read from workgroup memory as vec4s),
+//! K in steps through workgroup memory, each operand copied in along its unit-stride dimension.
+//! The tile class (TM, TN) is picked from the output's size and, with the copy orders, is part of
+//! the structure.
 
 use std::fmt::Write;
 
@@ -8,10 +10,11 @@ use super::{program_code, unravel_fn, KernelDesc, Sizes};
 
 const MATMUL: &str = include_str!("matmul.wgsl");
 
-/// Outputs per thread (rows, cols) for an `m × n` result: 8×8 (128×128 tiles) when both sides
-/// are large, else 4×4 (64×64 tiles, less waste on small shapes).
-fn tile(m: usize, n: usize) -> (usize, usize) {
-    if m >= 512 && n >= 512 {
+/// Outputs per thread (rows, cols) for a batch of `batch` `m × n` results: 8×8 (128×128 tiles)
+/// when that still gives at least 256 workgroups (enough to fill a large GPU twice over), else
+/// 4×4 (64×64 tiles: four times the workgroups, less waste on small shapes).
+fn tile(m: usize, n: usize, batch: usize) -> (usize, usize) {
+    if m >= 128 && n >= 128 && m.div_ceil(128) * n.div_ceil(128) * batch >= 256 {
         (8, 8)
     } else {
         (4, 4)
@@ -22,7 +25,7 @@ fn tile(m: usize, n: usize) -> (usize, usize) {
 pub(super) fn grid(out_shape: &[usize]) -> [usize; 3] {
     let r = out_shape.len();
     let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
-    let (tm, tn) = tile(m, n);
+    let (tm, tn) = tile(m, n, out_shape[..r - 2].iter().product());
     [
         n.div_ceil(16 * tn),
         m.div_ceil(16 * tm),
@@ -48,37 +51,117 @@ pub(super) fn render(
     s += &unravel_fn("b_base", batch, &bb.strides, bb.offset, sz);
     let (epi, eres) = program_code(&d.epilogue, "e", &d.slots, "core", sz);
     let (ms, ns, ks) = (sz.u(m), sz.u(n), sz.u(k));
-    let ra = sz.u(la.strides[la.shape.len() - 2]);
-    let ca = sz.u(la.strides[la.shape.len() - 1]);
-    let rb = sz.u(lb.strides[lb.shape.len() - 2]);
-    let cb = sz.u(lb.strides[lb.shape.len() - 1]);
-    let (tm, tn) = tile(m, n);
+    let (a_rs, a_cs) = (
+        la.strides[la.shape.len() - 2],
+        la.strides[la.shape.len() - 1],
+    );
+    let (b_rs, b_cs) = (
+        lb.strides[lb.shape.len() - 2],
+        lb.strides[lb.shape.len() - 1],
+    );
+    let (tm, tn) = tile(m, n, batch.iter().product());
     let (bm, bn, bk) = (16 * tm, 16 * tn, 16);
-    let (mut acc, mut fma, mut store) = (String::new(), String::new(), String::new());
-    for i in 0..tm {
+    // Copy orders: consecutive threads walk the operand's unit-stride dimension. A k-major
+    // store (A read along k, B read along k) writes with a stride of the tile pitch, so those
+    // tiles get 4 floats of padding per row against bank conflicts.
+    let a_along_k = a_cs <= a_rs;
+    let b_along_n = b_cs <= b_rs;
+    let sa = bm + if a_along_k { 4 } else { 0 };
+    let sb = bn + if b_along_n { 0 } else { 4 };
+    let (ra, ca, rb, cb) = (sz.u(a_rs), sz.u(a_cs), sz.u(b_rs), sz.u(b_cs));
+    // Element l of this thread's share of each tile: e = tid + 256·l, mapped to (row, k) of A
+    // and (k, col) of B in the copy order; fetched from memory, then put into the tile.
+    let (loads_a, loads_b) = (bm * bk / 256, bn * bk / 256);
+    let (mut fetch_decl, mut fetch, mut fetch_next, mut put) =
+        (String::new(), String::new(), String::new(), String::new());
+    for l in 0..loads_a {
+        let (ar, ak) = if a_along_k {
+            (
+                format!("(tid + {}u) / BK", l * 256),
+                format!("(tid + {}u) % BK", l * 256),
+            )
+        } else {
+            (
+                format!("(tid + {}u) % BM", l * 256),
+                format!("(tid + {}u) / BM", l * 256),
+            )
+        };
         let _ = writeln!(
-            fma,
-            "            let a{i} = tile_a[kk * BM + lid.y + {}u];",
-            i * 16
+            fetch_decl,
+            "    var fa{l} = 0.0;\n    let ar{l} = {ar};\n    let ak{l} = {ak};"
         );
-    }
-    for j in 0..tn {
-        let _ = writeln!(
-            fma,
-            "            let b{j} = tile_b[kk * BN + lid.x + {}u];",
-            j * 16
-        );
-    }
-    for i in 0..tm {
-        for j in 0..tn {
-            let _ = writeln!(acc, "    var c{i}_{j} = 0.0;");
-            let _ = writeln!(fma, "            c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
+        for (code, k0) in [(&mut fetch, "0u"), (&mut fetch_next, "kn")] {
             let _ = writeln!(
-                store,
-                "    {{\n        let r = row0 + lid.y + {}u;\n        let c = col0 + lid.x + {}u;\n        if (r < {ms} && c < {ns}) {{\n            let gi = batch * {ms} * {ns} + r * {ns} + c;\n            out[gi] = epilogue(gi, c{i}_{j});\n        }}\n    }}",
-                i * 16,
-                j * 16
+                code,
+                "    fa{l} = 0.0;\n    if (row0 + ar{l} < {ms} && {k0} + ak{l} < {ks}) {{ fa{l} = in{a}[abase + (row0 + ar{l}) * {ra} + ({k0} + ak{l}) * {ca}]; }}"
             );
+        }
+        let _ = writeln!(
+            put,
+            "        {{ let t = ak{l} * SA + ar{l}; tile_a[t / 4u][t % 4u] = fa{l}; }}"
+        );
+    }
+    for l in 0..loads_b {
+        let (bk_, bc) = if b_along_n {
+            (
+                format!("(tid + {}u) / BN", l * 256),
+                format!("(tid + {}u) % BN", l * 256),
+            )
+        } else {
+            (
+                format!("(tid + {}u) % BK", l * 256),
+                format!("(tid + {}u) / BK", l * 256),
+            )
+        };
+        let _ = writeln!(
+            fetch_decl,
+            "    var fb{l} = 0.0;\n    let bk{l} = {bk_};\n    let bc{l} = {bc};"
+        );
+        for (code, k0) in [(&mut fetch, "0u"), (&mut fetch_next, "kn")] {
+            let _ = writeln!(
+                code,
+                "    fb{l} = 0.0;\n    if ({k0} + bk{l} < {ks} && col0 + bc{l} < {ns}) {{ fb{l} = in{b}[bbase + ({k0} + bk{l}) * {rb} + (col0 + bc{l}) * {cb}]; }}"
+            );
+        }
+        let _ = writeln!(
+            put,
+            "        {{ let t = bk{l} * SB + bc{l}; tile_b[t / 4u][t % 4u] = fb{l}; }}"
+        );
+    }
+    // Thread (tx, ty) owns rows g·(BM/GM) + 4·ty + i and columns h·(BN/GN) + 4·tx + c.
+    let (gm, gn) = (tm / 4, tn / 4);
+    let (mut acc, mut fma, mut store) = (String::new(), String::new(), String::new());
+    for g in 0..gm {
+        let _ = writeln!(
+            fma,
+            "            let a{g} = tile_a[(kk * SA + lid.y * 4u + {}u) / 4u];",
+            g * bm / gm
+        );
+    }
+    for h in 0..gn {
+        let _ = writeln!(
+            fma,
+            "            let b{h} = tile_b[(kk * SB + lid.x * 4u + {}u) / 4u];",
+            h * bn / gn
+        );
+    }
+    for g in 0..gm {
+        for i in 0..4 {
+            for h in 0..gn {
+                let _ = writeln!(acc, "    var c{g}_{i}_{h} = vec4<f32>(0.0);");
+                let _ = writeln!(
+                    fma,
+                    "            c{g}_{i}_{h} = fma(vec4<f32>(a{g}[{i}]), b{h}, c{g}_{i}_{h});"
+                );
+                for c in 0..4 {
+                    let _ = writeln!(
+                        store,
+                        "    {{\n        let r = row0 + lid.y * 4u + {};\n        let c = col0 + lid.x * 4u + {};\n        if (r < {ms} && c < {ns}) {{\n            let gi = batch * {ms} * {ns} + r * {ns} + c;\n            out[gi] = epilogue(gi, c{g}_{i}_{h}[{c}]);\n        }}\n    }}",
+                        format_args!("{}u", g * bm / gm + i),
+                        format_args!("{}u", h * bn / gn + c),
+                    );
+                }
+            }
         }
     }
     s + &MATMUL
@@ -88,16 +171,14 @@ pub(super) fn render(
         .replace("{BM}", &bm.to_string())
         .replace("{BN}", &bn.to_string())
         .replace("{BK}", &bk.to_string())
-        .replace("{TILE_A}", &(bm * bk).to_string())
-        .replace("{TILE_B}", &(bn * bk).to_string())
-        .replace("{LOADS_A}", &(bm * bk / 256).to_string())
-        .replace("{LOADS_B}", &(bn * bk / 256).to_string())
-        .replace("{A}", &format!("in{a}"))
-        .replace("{B}", &format!("in{b}"))
-        .replace("{ARS}", &ra)
-        .replace("{ACS}", &ca)
-        .replace("{BRS}", &rb)
-        .replace("{BCS}", &cb)
+        .replace("{SA}", &sa.to_string())
+        .replace("{SB}", &sb.to_string())
+        .replace("{TILE_A4}", &(sa * bk / 4).to_string())
+        .replace("{TILE_B4}", &(sb * bk / 4).to_string())
+        .replace("{FETCH_DECL}", fetch_decl.trim_end())
+        .replace("{FETCH_NEXT}", fetch_next.trim_end())
+        .replace("{FETCH}", fetch.trim_end())
+        .replace("{PUT}", put.trim_end())
         .replace("{ACC_DECL}", &acc)
         .replace("{FMA}", fma.trim_end())
         .replace("{STORE}", store.trim_end())

@@ -93,6 +93,13 @@ pub(crate) struct Launch {
 }
 
 impl KernelDesc {
+    /// Whether the kernel's WGSL is safe without naga's injected runtime checks (see
+    /// `matmul.wgsl`: constant-bounded workgroup indexing, shape-guarded global accesses,
+    /// loops bounded by sizes). Only the matmul template is, so far.
+    pub fn trusted(&self) -> bool {
+        matches!(self.body, Body::MatMul { .. })
+    }
+
     /// A short name for messages, labels and profiles.
     pub fn name(&self) -> &'static str {
         match &self.body {

@@ -154,35 +154,48 @@ pub(crate) fn rows(kind: Kind, quick: bool, reps: usize) -> Vec<Row> {
             "sweep",
         );
     }
-    // 3. The steady state after warm-up (one batch size, evaluated again and again).
-    for mode in ["on", "adaptive"] {
-        run(
-            &mut rows,
-            &|| {
-                let dev = kind.make()?;
-                dev.set_jit(mode_of(mode));
-                let mut r = row(
-                    &dev,
-                    format!("mlp layer ({width} wide): steady state"),
-                    vec![256, width],
-                    mode,
-                );
-                let x = inputs(&dev, 256, width, 9)?;
-                for _ in 0..3 {
-                    timed(&dev, &layer(&x)?)?;
-                }
-                settle(&dev, Duration::from_secs(20), &|| {
-                    timed(&dev, &layer(&x)?).map(|_| ())
-                })?;
-                let before = dev.stats();
-                for _ in 0..reps {
-                    r.times.push(timed(&dev, &layer(&x)?)?);
-                }
-                compiles(&mut r, &before, &dev.stats());
-                Ok(r)
-            },
-            "steady state",
-        );
+    // 3. The steady state after warm-up (one batch size, evaluated again and again). Both
+    //    devices are measured in alternation, rep by rep, so drift in the host's submit time
+    //    (which varies by tens of microseconds between runs) falls on both alike.
+    let steady = || -> tmath::Result<Vec<Row>> {
+        let modes = ["on", "adaptive"];
+        let mut devs = vec![];
+        for mode in modes {
+            let dev = kind.make()?;
+            dev.set_jit(mode_of(mode));
+            let x = inputs(&dev, 256, width, 9)?;
+            for _ in 0..3 {
+                timed(&dev, &layer(&x)?)?;
+            }
+            settle(&dev, Duration::from_secs(20), &|| {
+                timed(&dev, &layer(&x)?).map(|_| ())
+            })?;
+            let r = row(
+                &dev,
+                format!("mlp layer ({width} wide): steady state"),
+                vec![256, width],
+                mode,
+            );
+            devs.push((dev, x, r));
+        }
+        let before: Vec<tmath::Stats> = devs.iter().map(|d| d.0.stats()).collect();
+        for _ in 0..reps.max(20) {
+            for (dev, x, r) in devs.iter_mut() {
+                r.times.push(timed(dev, &layer(x)?)?);
+            }
+        }
+        Ok(devs
+            .into_iter()
+            .zip(before)
+            .map(|((dev, _, mut r), b)| {
+                compiles(&mut r, &b, &dev.stats());
+                r
+            })
+            .collect())
+    };
+    match steady() {
+        Ok(r) => rows.extend(r),
+        Err(e) => eprintln!("  adaptive: steady state: {e}"),
     }
     // 4. Tiny work, against the CPU device.
     type Tiny = (
