@@ -159,20 +159,34 @@ fn stage_sweep(lid: u32) {
     }
 }
 
+// Column c: σ = ‖W_c‖/‖V_c‖ and both columns normalized. The rotations, each orthogonal only to
+// a few ulps, let ‖V_c‖ drift from 1 (by ~1e-5 after a few thousand of them); W = A·V holds to
+// rounding all along, so dividing V_c and σ by the same ‖V_c‖ keeps A = U·Σ·Vᵀ and makes V's
+// columns unit vectors again.
 fn stage_normalize(c: u32, lid: u32) {
     var part = vec3<f32>(0.0);
     for (var r = lid; r < {ROWS}; r = r + WG) {
         let a = w[c * {ROWS} + r];
         part.x = part.x + a * a;
     }
-    let sigma = sqrt(wg_sum3(part, lid).x);
+    for (var r = lid; r < {COLS}; r = r + WG) {
+        let b = v[c * {COLS} + r];
+        part.y = part.y + b * b;
+    }
+    let sums = wg_sum3(part, lid);
+    let wnorm = sqrt(sums.x);
+    let vnorm = sqrt(sums.y);
+    let sigma = wnorm / vnorm;
     if (lid == 0u) {
         aux[c] = sigma;
     }
-    if (sigma > 0.0) {
+    if (wnorm > 0.0) {
         for (var r = lid; r < {ROWS}; r = r + WG) {
-            w[c * {ROWS} + r] = w[c * {ROWS} + r] / sigma;
+            w[c * {ROWS} + r] = w[c * {ROWS} + r] / wnorm;
         }
+    }
+    for (var r = lid; r < {COLS}; r = r + WG) {
+        v[c * {COLS} + r] = v[c * {COLS} + r] / vnorm;
     }
 }
 

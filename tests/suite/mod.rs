@@ -81,6 +81,7 @@ macro_rules! for_each_case {
             matmul_batched,
             svd_shapes,
             svd_hard_spectra,
+            svd_accuracy,
             errors_are_values,
             nan_and_inf,
             randn_is_deterministic,
