@@ -98,3 +98,9 @@ pub fn eval(tensors: &[&Tensor]) -> Result<()> {
 pub async fn eval_async(tensors: &[&Tensor]) -> Result<()> {
     graph::eval::evaluate(tensors)
 }
+
+/// README.md's Rust quick start, compiled and run by `cargo test` as a doctest (so the README
+/// cannot drift from the API).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeQuickStart;

@@ -8,7 +8,18 @@ const full = params.has("full");
 const backends = (params.get("backends") || "webgpu,cpu").split(",");
 const reps = +(params.get("reps") || (quick ? 2 : 5));
 const status = document.getElementById("status");
-const say = (s) => { status.textContent += "\n" + s; };
+const say = (s) => { status.textContent += (status.textContent ? "\n" : "") + s; };
+const started = performance.now();
+// The progress bar: steps done of the total, elapsed time, and an estimate of what is left.
+function progress(done, total, what) {
+  const bar = document.getElementById("bar");
+  bar.max = total;
+  bar.value = done;
+  const elapsed = (performance.now() - started) / 1000;
+  const left = done > 0 ? (elapsed / done) * (total - done) : NaN;
+  document.getElementById("progress-text").textContent =
+    `${done}/${total} ${what} · ${elapsed.toFixed(0)} s elapsed` + (Number.isFinite(left) && done < total ? ` · about ${left.toFixed(0)} s left` : "");
+}
 
 const pick = (q, d, f) => (quick ? q : full ? f : d);
 const MM = pick(128, 512, 1024), SVD = pick(32, 128, 512), EW = pick(256, 1024, 1024);
@@ -72,15 +83,19 @@ async function run() {
   const rows = [], devices = [];
   const cpu = await Engine.create({ backend: "cpu" });
   const reference = new Map();
+  const total = backends.length * CASES.length * 3;
+  let done = 0;
   for (const backend of backends) {
     let probe;
-    try { probe = await Engine.create({ backend }); } catch (e) { say(`skipping ${backend}: ${e.message}`); continue; }
+    try { probe = await Engine.create({ backend }); } catch (e) { say(`skipping ${backend}: ${e.message}`); done += CASES.length * 3; continue; }
     const device = await adapterName(backend);
     devices.push({ adapter: device, backend: probe.backend === "webgpu" ? "wgpu" : "cpu", limits: {}, copy_gbps: null, peak_gflops: null, peak_gbps: null, peak_source: "not measured in the browser" });
     for (const c of CASES) {
       if (!reference.has(c.op)) reference.set(c.op, (await call(cpu, c, c.inputs(cpu))).data);
       for (const mode of ["off", "cold", "cached"]) {
-        say(`${c.op} ${c.shape.join("×")} on ${backend} (${mode})`);
+        const what = `${c.op} ${c.shape.join("×")} on ${backend} (${mode})`;
+        say(what);
+        progress(done, total, what);
         const row = { section: "table", op: c.op, shape: c.shape, device, backend: probe.backend === "webgpu" ? "wgpu" : "cpu", mode,
           median_ms: null, min_ms: null, max_ms: null, kernel_ms: null, reps: 0, gflops: null, gbps: null, fraction_of_ceiling: null,
           compiles: 0, compile_ms_per_pipeline: null, dispatches: 0, max_abs_err: null, failed: null };
@@ -124,9 +139,12 @@ async function run() {
           say(`  failed: ${row.failed}`);
         }
         rows.push(row);
+        done += 1;
+        render([{ header: true, devices }, ...rows]); // results so far, first on the page
       }
     }
   }
+  progress(done, total, "done");
   const header = { header: true, crate_version: "npm", date: new Date().toISOString(), machine: navigator.userAgent, quick,
     method: "Browser run of the main job's table through the npm package. Inputs are made and uploaded before timing; each call builds the graph, evaluates it and reads the result back (await data(): browsers can only wait for the GPU by reading), median of the reps after one warm-up. cold = a new Engine's first call (compiles included); off = setJit(false); cached = JIT on after warm-up. Every result is checked against the CPU backend. compile_ms_per_pipeline is the time spent creating pipelines as the page sees it; browsers may finish compiling later, which the cold rows include.",
     devices };
@@ -150,6 +168,7 @@ function render(report) {
   // Grouped bars, log scale: off / cold / cached per op and backend.
   const W = 1060, H = 360, pad = 50, entries = [...groups];
   const all = rows.filter((r) => !r.failed).map((r) => r.median_ms);
+  if (all.length === 0) return;
   const lo = Math.floor(Math.log10(Math.min(...all))), hi = Math.ceil(Math.log10(Math.max(...all)));
   const y = (v) => H - pad - ((Math.log10(v) - lo) / (hi - lo || 1)) * (H - 2 * pad);
   const colors = { off: "#d62728", cold: "#ff7f0e", cached: "#2ca02c" };

@@ -4,8 +4,11 @@
 //     worker that import it (site/) → results match plain-JS references, backend is "webgpu",
 //     errors throw, dispose frees;
 //  2. web/demo/: renders, a screenshot is taken and its result checked; the spirals training demo converges;
-//  3. web/bench/ (?quick): produces a report in the main job's JSON schema.
-// Usage: node e2e/run.mjs [--out DIR]   (from web/, after `npm run build`)
+//  3. web/bench/ (?quick): produces a report in the main job's JSON schema, progress bar and
+//     results first;
+//  4. with --report: the main job's report.html renders (plots, the original table first, no
+//     console errors), screenshot kept.
+// Usage: node e2e/run.mjs [--out DIR] [--report report.html]   (from web/, after `npm run build`)
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -18,6 +21,7 @@ import { gzipSync } from "node:zlib";
 const here = dirname(fileURLToPath(import.meta.url));
 const web = resolve(here, "..");
 const outArg = process.argv.indexOf("--out");
+const reportArg = process.argv.indexOf("--report");
 const out = resolve(outArg > 0 ? process.argv[outArg + 1] : join(web, "..", "target", "web-e2e"));
 mkdirSync(out, { recursive: true });
 const chromium = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -32,6 +36,17 @@ console.log(`package: ${tarball} (${sizes.tarball} bytes); wasm ${sizes.wasm} by
 writeFileSync(join(project, "package.json"), JSON.stringify({ name: "tmath-e2e", private: true, type: "module" }));
 sh("npm", ["install", "--silent", "--no-audit", "--no-fund", tarball, "playwright-core@^1.50", "typescript@^5"], project);
 cpSync(join(here, "site"), project, { recursive: true });
+// The README's JavaScript quick start, verbatim, as a page of the fresh project.
+const readme = readFileSync(join(web, "..", "README.md"), "utf8");
+const quickstart = readme.match(/```js\n([\s\S]*?)```/);
+if (!quickstart) throw new Error("README.md has no ```js quick start");
+writeFileSync(join(project, "quickstart.js"), `${quickstart[1]}\nwindow.__quickstart = { backend: tm.backend, out: Array.from(out.slice(0, 4)) };\n`);
+writeFileSync(
+  join(project, "quickstart.html"),
+  `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<script type="importmap">{ "imports": { "tmath": "./node_modules/tmath/src/index.js" } }</script></head>
+<body><script type="module">import("./quickstart.js").catch((e) => { window.__quickstart = { error: String(e && e.stack || e) }; });</script></body></html>`,
+);
 
 // 2. The package's TypeScript declarations (index.d.ts + the generated pkg/ops.d.ts) as a
 // TypeScript user compiles against them, strict; the @ts-expect-error lines prove it checks.
@@ -80,8 +95,17 @@ const browser = await pw.launch({
 const failures = [];
 async function open(url, what) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-  page.on("console", (m) => m.type() === "error" && console.log(`[${what} console] ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`[${what} pageerror] ${e.message}`));
+  page.errors = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") {
+      page.errors.push(m.text());
+      console.log(`[${what} console] ${m.text()}`);
+    }
+  });
+  page.on("pageerror", (e) => {
+    page.errors.push(e.message);
+    console.log(`[${what} pageerror] ${e.message}`);
+  });
   await page.goto(url);
   return page;
 }
@@ -110,6 +134,15 @@ try {
       check("worker: checks passed", !!r.worker.checks.svd);
       console.log(`     stats (webgpu page): ${JSON.stringify(r.page.stats)}`);
     }
+    await page.close();
+  }
+  // 1b. The README's JavaScript quick start, as written, in the installed package.
+  {
+    const page = await open(`${pkgSite.url}/quickstart.html`, "quickstart");
+    await page.waitForFunction(() => window.__quickstart, null, { timeout: 300_000 });
+    const q = await page.evaluate(() => window.__quickstart);
+    check("README quick start (JS) runs in a page", q && !q.error && q.out.length === 4 && q.out.every(Number.isFinite), q && (q.error || JSON.stringify(q)));
+    check("README quick start (JS): no console errors", page.errors.length === 0, page.errors.join("; "));
     await page.close();
   }
   // 2. The demo: rendered, screenshot, result checked.
@@ -156,6 +189,34 @@ try {
     check("bench: rows for off / cold / cached", ["off", "cold", "cached"].every((m) => rows.some((r) => r.mode === m)), `${rows.length} rows`);
     check("bench: no row failed", rows.length > 0 && rows.every((r) => r.failed === null && r.median_ms > 0), rows.filter((r) => r.failed).map((r) => `${r.op}: ${r.failed}`).join("; "));
     check("bench: table and plot on the page", (await page.$$("#table tr")).length > rows.length / 3 && (await page.$$("#plot svg rect")).length > 0);
+    const layout = await page.evaluate(() => ({
+      bar: [document.getElementById("bar").value, document.getElementById("bar").max],
+      tableTop: document.getElementById("table").getBoundingClientRect().top,
+      logTop: document.querySelector("details").getBoundingClientRect().top,
+    }));
+    check("bench: the progress bar ran to the end", layout.bar[0] === layout.bar[1] && layout.bar[1] > 0, JSON.stringify(layout.bar));
+    check("bench: results above the log", layout.tableTop < layout.logTop && layout.tableTop < 800, JSON.stringify(layout));
+    await page.close();
+  }
+  // 4. The main job's report.html (from the benchmark smoke run): renders, has its plots, the
+  //    original table first, no console errors.
+  if (reportArg > 0) {
+    const file = resolve(process.argv[reportArg + 1]);
+    const page = await open(`file://${file}`, "report");
+    await page.screenshot({ path: join(out, "report.png"), fullPage: true });
+    const r = await page.evaluate(() => ({
+      figures: document.querySelectorAll("figure svg").length,
+      tables: document.querySelectorAll("table").length,
+      firstH2: document.querySelector("h2")?.textContent || "",
+      tableBeforePlots: (() => {
+        const t = document.querySelector("table"), f = document.querySelector("figure");
+        return !!t && !!f && (t.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0;
+      })(),
+    }));
+    check("report.html: its plots render", r.figures >= 3, `${r.figures} SVG plots`);
+    check("report.html: the original table first, then the plots", /original table/.test(r.firstH2) && r.tableBeforePlots && r.tables >= 3, JSON.stringify(r));
+    check("report.html: no console errors", page.errors.length === 0, page.errors.join("; "));
+    await page.close();
   }
 } finally {
   await browser.close();

@@ -548,24 +548,70 @@ pub(crate) fn write_all(
     );
     std::fs::write(format!("{dir}/report.md"), format!("{header}{md}"))?;
     let plots = crate::plot::all(rows, devices);
-    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>T-Math benchmark</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}figure{margin:2em 0}</style></head><body>\n<h1>T-Math benchmark</h1>\n");
+    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>T-Math benchmark</title><style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}figure{margin:1.5em 0}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}.method{color:#555;font-size:13px}</style></head><body>\n<h1>T-Math benchmark</h1>\n");
     let _ = writeln!(
         html,
-        "<p>{date} · tmath {} · {}</p><p>{method}</p>",
+        "<p>{date} · tmath {} · {}</p>",
         env!("CARGO_PKG_VERSION"),
-        machine()
+        html_escape(&machine())
     );
+    // The original table first, then the plots, then every other section.
+    let second = md
+        .find("## ")
+        .and_then(|i| md[i + 3..].find("\n## ").map(|j| i + 3 + j + 1));
+    let (first, rest) = md.split_at(second.unwrap_or(md.len()));
+    html += &md_to_html(first);
     for (title, svg) in plots {
         let _ = writeln!(
             html,
             "<figure><figcaption><b>{title}</b></figcaption>\n{svg}\n</figure>"
         );
     }
+    html += &md_to_html(rest);
     let _ = writeln!(
         html,
-        "<pre>{}</pre></body></html>",
-        md.replace('&', "&amp;").replace('<', "&lt;")
+        "<p class=\"method\">{}</p></body></html>",
+        html_escape(method)
     );
     std::fs::write(format!("{dir}/report.html"), html)?;
     Ok(())
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The report's own Markdown (headings, pipe tables, list items, paragraphs) as HTML.
+fn md_to_html(md: &str) -> String {
+    let cells = |l: &str| -> Vec<String> {
+        l.trim()
+            .trim_matches('|')
+            .split(" | ")
+            .map(|c| html_escape(c.trim().trim_matches('|').trim()).replace('`', ""))
+            .collect()
+    };
+    let mut out = String::new();
+    let mut lines = md.lines().peekable();
+    while let Some(l) = lines.next() {
+        if let Some(h) = l.strip_prefix("## ") {
+            let _ = writeln!(out, "<h2>{}</h2>", html_escape(h).replace('`', ""));
+        } else if l.starts_with('|') {
+            out += "<table>\n";
+            let _ = writeln!(out, "<tr><th>{}</th></tr>", cells(l).join("</th><th>"));
+            while let Some(row) = lines.next_if(|r| r.starts_with('|')) {
+                if row.starts_with("|---") {
+                    continue;
+                }
+                let _ = writeln!(out, "<tr><td>{}</td></tr>", cells(row).join("</td><td>"));
+            }
+            out += "</table>\n";
+        } else if let Some(item) = l.strip_prefix("- ") {
+            let _ = writeln!(out, "<p>• {}</p>", html_escape(item).replace("**", ""));
+        } else if !l.trim().is_empty() {
+            let _ = writeln!(out, "<p>{}</p>", html_escape(l));
+        }
+    }
+    out
 }
