@@ -156,13 +156,39 @@ pub(super) fn render(
                 for c in 0..4 {
                     let _ = writeln!(
                         store,
-                        "    {{\n        let r = row0 + lid.y * 4u + {};\n        let c = col0 + lid.x * 4u + {};\n        if (r < {ms} && c < {ns}) {{\n            let gi = batch * {ms} * {ns} + r * {ns} + c;\n            out[gi] = epilogue(gi, c{g}_{i}_{h}[{c}]);\n        }}\n    }}",
+                        "    {{\n        let r = row0 + lid.y * 4u + {};\n        let c = col0 + lid.x * 4u + {};\n        if (r < {ms} && c < {ns}) {{\n            out[batch * {ms} * {ns} + r * {ns} + c] = c{g}_{i}_{h}[{c}];\n        }}\n    }}",
                         format_args!("{}u", g * bm / gm + i),
                         format_args!("{}u", h * bn / gn + c),
                     );
                 }
             }
         }
+    }
+    // A fused epilogue runs in one loop over the thread's outputs, reading back the values it
+    // has just stored (its own writes, so no barrier): written once instead of once per output,
+    // which keeps the shader (and its compile time) small whatever the epilogue holds.
+    if !matches!(d.epilogue.insts.as_slice(), [crate::schedule::Inst::Core]) {
+        let _ = write!(
+            store,
+            "
+    for (var q = 0u; q < {outs}u; q = q + 1u) {{
+        let c4 = q % 4u;
+        let h = (q / 4u) % {gn}u;
+        let i = (q / {four_gn}u) % 4u;
+        let g = q / {sixteen_gn}u;
+        let r = row0 + lid.y * 4u + g * {row_step}u + i;
+        let c = col0 + lid.x * 4u + h * {col_step}u + c4;
+        if (r < {ms} && c < {ns}) {{
+            let gi = batch * {ms} * {ns} + r * {ns} + c;
+            out[gi] = epilogue(gi, out[gi]);
+        }}
+    }}",
+            outs = tm * tn,
+            four_gn = 4 * gn,
+            sixteen_gn = 16 * gn,
+            row_step = bm / gm,
+            col_step = bn / gn,
+        );
     }
     s + &MATMUL
         .replace("{M}", &ms)
