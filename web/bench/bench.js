@@ -53,6 +53,70 @@ const CASES = [
     graph: ([a, b, c]) => [a.matmul(b).add(c).gelu()] },
 ];
 
+// The adaptive mode (setJit("adaptive")) against JIT on, as in the main job's adaptive section:
+// a 10-op MLP layer, its first result at a never-seen batch size, a sweep over batch sizes, the
+// steady state after warm-up; compiles on the caller's path vs in the background.
+const WIDTH = pick(32, 64, 256), SWEEP = pick(6, 24, 48);
+const ADAPTIVE_STEPS = 6;
+function layerInputs(tm, b) {
+  return [tm.tensor(rand(b * WIDTH, 11 + b), [b, WIDTH]), tm.tensor(rand(WIDTH * WIDTH, 12), [WIDTH, WIDTH]).mul(0.1),
+    tm.tensor(rand(WIDTH, 13), [WIDTH]), tm.tensor(rand(WIDTH * WIDTH, 14), [WIDTH, WIDTH]).mul(0.1), tm.tensor(rand(WIDTH, 15), [WIDTH])];
+}
+const layer = ([x, w1, b1, w2, b2]) => x.matmul(w1).add(b1).gelu().matmul(w2).add(b2).mul(0.05).relu().logSoftmax(1).sum([0]).neg();
+const turns = (n) => new Promise((r) => { let k = 0; const f = () => (++k >= n ? r() : setTimeout(f, 0)); setTimeout(f, 0); });
+async function* adaptiveRows(device) {
+  const row = (op, shape, mode) => ({ section: "adaptive", op, shape, device, backend: "wgpu", mode, median_ms: null, min_ms: null, max_ms: null,
+    kernel_ms: null, reps: 0, gflops: null, gbps: null, fraction_of_ceiling: null, compiles: 0, background_compiles: 0, compile_ms_per_pipeline: null,
+    dispatches: 0, max_abs_err: null, failed: null });
+  const timed = async (inputs) => { const t0 = performance.now(); await layer(inputs).data(); return performance.now() - t0; };
+  const engines = {};
+  for (const mode of ["on", "adaptive"]) {
+    const tm = await Engine.create({ backend: "webgpu" });
+    tm.setJit(mode === "adaptive" ? "adaptive" : true);
+    const seen = layerInputs(tm, 32);
+    for (let i = 0; i < 3; i++) await timed(seen);
+    await turns(20); // the adaptive mode's background compiles run between evaluations
+    engines[mode] = { tm, seen };
+    // 1. The first result at a never-seen batch size.
+    const r = row(`mlp layer (${WIDTH} wide): first result at a new batch size`, [33, WIDTH], mode);
+    const fresh = layerInputs(tm, 33);
+    const s0 = tm.stats();
+    r.median_ms = r.min_ms = r.max_ms = await timed(fresh);
+    const s1 = tm.stats();
+    Object.assign(r, { reps: 1, background_compiles: s1.backgroundCompiles - s0.backgroundCompiles });
+    r.compiles = s1.compiles - s0.compiles - r.background_compiles;
+    yield r;
+    // 2. A sweep over batch sizes, once each.
+    const w = row(`mlp layer (${WIDTH} wide): batch sizes 1..=${SWEEP}, once each (total)`, [SWEEP, WIDTH], mode);
+    const inputs = Array.from({ length: SWEEP }, (_, b) => layerInputs(tm, b + 1));
+    const w0 = tm.stats();
+    const t0 = performance.now();
+    for (const x of inputs) await layer(x).data();
+    w.median_ms = w.min_ms = w.max_ms = performance.now() - t0;
+    const w1 = tm.stats();
+    Object.assign(w, { reps: 1, background_compiles: w1.backgroundCompiles - w0.backgroundCompiles });
+    w.compiles = w1.compiles - w0.compiles - w.background_compiles;
+    yield w;
+  }
+  // 3. The steady state, both engines in alternation (drift falls on both alike).
+  const steady = {};
+  for (const mode of ["on", "adaptive"]) steady[mode] = { times: [], s0: engines[mode].tm.stats() };
+  await turns(20);
+  for (const mode of ["on", "adaptive"]) steady[mode].s0 = engines[mode].tm.stats();
+  for (let i = 0; i < pick(5, 15, 25); i++) {
+    for (const mode of ["on", "adaptive"]) steady[mode].times.push(await timed(engines[mode].seen));
+  }
+  for (const mode of ["on", "adaptive"]) {
+    const r = row(`mlp layer (${WIDTH} wide): steady state`, [32, WIDTH], mode);
+    const { times, s0 } = steady[mode];
+    const s1 = engines[mode].tm.stats();
+    Object.assign(r, { median_ms: median(times), min_ms: Math.min(...times), max_ms: Math.max(...times), reps: times.length,
+      background_compiles: s1.backgroundCompiles - s0.backgroundCompiles });
+    r.compiles = s1.compiles - s0.compiles - r.background_compiles;
+    yield r;
+  }
+}
+
 async function call(tm, c, inputs) {
   const t0 = performance.now();
   const outs = c.graph(inputs);
@@ -83,7 +147,7 @@ async function run() {
   const rows = [], devices = [];
   const cpu = await Engine.create({ backend: "cpu" });
   const reference = new Map();
-  const total = backends.length * CASES.length * 3;
+  const total = backends.length * CASES.length * 3 + (backends.includes("webgpu") ? ADAPTIVE_STEPS : 0);
   let done = 0;
   for (const backend of backends) {
     let probe;
@@ -144,6 +208,15 @@ async function run() {
       }
     }
   }
+  if (backends.includes("webgpu") && devices.some((d) => d.backend === "wgpu")) {
+    const device = devices.find((d) => d.backend === "wgpu").adapter;
+    for await (const row of adaptiveRows(device)) {
+      rows.push(row);
+      done += 1;
+      progress(done, total, row.op);
+      render([{ header: true, devices }, ...rows]);
+    }
+  }
   progress(done, total, "done");
   const header = { header: true, crate_version: "npm", date: new Date().toISOString(), machine: navigator.userAgent, quick,
     method: "Browser run of the main job's table through the npm package. Inputs are made and uploaded before timing; each call builds the graph, evaluates it and reads the result back (await data(): browsers can only wait for the GPU by reading), median of the reps after one warm-up. cold = a new Engine's first call (compiles included); off = setJit(false); cached = JIT on after warm-up. Every result is checked against the CPU backend. compile_ms_per_pipeline is the time spent creating pipelines as the page sees it; browsers may finish compiling later, which the cold rows include.",
@@ -152,7 +225,7 @@ async function run() {
 }
 
 function render(report) {
-  const rows = report.slice(1);
+  const rows = report.slice(1).filter((r) => r.section !== "adaptive");
   const key = (r) => `${r.op}|${r.shape.join("×")}|${r.backend}`;
   const groups = new Map();
   for (const r of rows) { if (!groups.has(key(r))) groups.set(key(r), {}); groups.get(key(r))[r.mode] = r; }
@@ -164,6 +237,10 @@ function render(report) {
     html += `<tr><td>${op}</td><td>${shape}</td><td>${backend}</td><td>${fmt(g.off)}</td><td>${fmt(g.cold)}</td><td>${fmt(g.cached)}</td><td>${sp}</td><td>${g.off?.dispatches ?? "–"} → ${g.cached?.dispatches ?? "–"}</td></tr>`;
   }
   document.getElementById("table").innerHTML = html;
+  const adaptive = report.slice(1).filter((r) => r.section === "adaptive");
+  let ah = adaptive.length ? "<tr><th>case</th><th>mode</th><th>ms</th><th>pipelines compiled on the caller's path</th><th>in the background</th></tr>" : "";
+  for (const r of adaptive) ah += `<tr><td>${r.op}</td><td>${r.mode}</td><td>${fmt(r)}</td><td>${r.compiles}</td><td>${r.background_compiles}</td></tr>`;
+  document.getElementById("adaptive").innerHTML = ah;
 
   // Grouped bars, log scale: off / cold / cached per op and backend.
   const W = 1060, H = 360, pad = 50, entries = [...groups];

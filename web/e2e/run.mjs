@@ -188,7 +188,15 @@ try {
     check("bench: header in the report schema", Array.isArray(rep) && rep[0].header === true && Array.isArray(rep[0].devices), rep.error);
     check("bench: rows for off / cold / cached", ["off", "cold", "cached"].every((m) => rows.some((r) => r.mode === m)), `${rows.length} rows`);
     check("bench: no row failed", rows.length > 0 && rows.every((r) => r.failed === null && r.median_ms > 0), rows.filter((r) => r.failed).map((r) => `${r.op}: ${r.failed}`).join("; "));
-    check("bench: table and plot on the page", (await page.$$("#table tr")).length > rows.length / 3 && (await page.$$("#plot svg rect")).length > 0);
+    const tableRows = rows.filter((r) => r.section === "table");
+    check("bench: table and plot on the page", (await page.$$("#table tr")).length > tableRows.length / 3 && (await page.$$("#plot svg rect")).length > 0);
+    const ad = rows.filter((r) => r.section === "adaptive");
+    const adFirst = ad.find((r) => r.mode === "adaptive" && /new batch size/.test(r.op));
+    const adSteady = ad.find((r) => r.mode === "adaptive" && /steady/.test(r.op));
+    check("bench: adaptive rows (first result at a new shape, sweep, steady state)", ad.length === 6, ad.map((r) => `${r.op} ${r.mode}: ${r.median_ms?.toFixed(2)} ms, ${r.compiles} + ${r.background_compiles} bg`).join("; "));
+    check("bench: adaptive: a new shape of a seen graph compiles nothing on the caller's path", adFirst && adFirst.compiles === 0, adFirst && JSON.stringify(adFirst));
+    check("bench: adaptive: no evaluation after warm-up waits on a compile", adSteady && adSteady.compiles === 0, adSteady && JSON.stringify(adSteady));
+    for (const r of ad) console.log(`     ${r.op} (${r.mode}): ${r.median_ms.toFixed(2)} ms, ${r.compiles} compiles on the caller's path, ${r.background_compiles} in the background`);
     const layout = await page.evaluate(() => ({
       bar: [document.getElementById("bar").value, document.getElementById("bar").max],
       tableTop: document.getElementById("table").getBoundingClientRect().top,
