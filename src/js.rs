@@ -21,7 +21,9 @@ pub struct RawEngine {
 
 #[wasm_bindgen]
 impl RawEngine {
-    /// `backend`: `"webgpu"`, `"cpu"` or `"auto"` (WebGPU when an adapter is granted, else CPU).
+    /// `backend`: `"webgpu"`, `"cpu"` or `"auto"` (WebGPU on a hardware adapter; the CPU where
+    /// WebGPU is missing or the adapter is a fallback (software) one, such as SwiftShader, where
+    /// the CPU backend is faster, as `Device::best()` decides natively).
     pub async fn create(backend: String) -> Result<RawEngine, JsError> {
         let dev = match backend.as_str() {
             "cpu" => Device::cpu().map_err(err)?,
@@ -29,8 +31,8 @@ impl RawEngine {
                 .await
                 .map_err(|e| JsError::new(&format!("WebGPU is not available here: {e}")))?,
             "auto" => match Device::wgpu_async().await {
-                Ok(d) => d,
-                Err(_) => Device::cpu().map_err(err)?,
+                Ok(d) if !crate::debug::is_software(&d) => d,
+                _ => Device::cpu().map_err(err)?,
             },
             other => {
                 return Err(JsError::new(&format!(

@@ -55,7 +55,7 @@ async function main() {
   const src = $("orig").getContext("2d", { willReadFrequently: true });
   drawSource(src);
   const gray = toGray(src);
-  const tm = await Engine.create({ backend: "auto" });
+  const tm = await Engine.create({ backend: new URLSearchParams(location.search).get("backend") || "auto" });
   state.backend = tm.backend;
   $("backend").textContent = tm.backend === "webgpu" ? "webgpu (the page's GPU)" : "cpu (no WebGPU here: the CPU fallback)";
 

@@ -127,6 +127,7 @@ try {
     if (r.ok) {
       check('page: tm.backend === "webgpu"', r.backend === "webgpu", r.backend);
       check('page: backend "cpu" works too', r.cpuBackend === "cpu");
+      check(`page: backend "auto" picks ${r.fallbackAdapter ? "the CPU on this fallback adapter" : "WebGPU on this hardware adapter"}`, r.autoBackend === (r.fallbackAdapter ? "cpu" : "webgpu"), `${r.autoBackend} (isFallbackAdapter ${r.fallbackAdapter})`);
       check("page: unknown backend rejects with an Error", !!r.badBackend, r.badBackend);
       check("page: dispose frees", r.page.dispose.after === r.page.dispose.before, JSON.stringify(r.page.dispose));
       check("page: tensors never disposed are reclaimed after gc (FinalizationRegistry)", !!r.page.reclaimed, JSON.stringify(r.page.reclaimed));
@@ -147,7 +148,7 @@ try {
   }
   // 2. The demo: rendered, screenshot, result checked.
   {
-    const page = await open(`${webSite.url}/demo/index.html`, "demo");
+    const page = await open(`${webSite.url}/demo/index.html?backend=webgpu`, "demo");
     await page.waitForFunction(() => document.body.dataset.state === "done" || document.body.dataset.state === "error", null, { timeout: 600_000 });
     const d = await page.evaluate(() => window.__demo);
     await page.screenshot({ path: join(out, "demo.png"), fullPage: true });

@@ -22,8 +22,9 @@ function checkDims(what, dims) {
 
 export class Engine {
   /**
-   * Starts an engine. `backend`: "webgpu", "cpu" or "auto" (WebGPU when the browser grants an
-   * adapter, else the CPU). `wasm` optionally gives the module's bytes or URL.
+   * Starts an engine. `backend`: "webgpu", "cpu" or "auto" (WebGPU on a hardware adapter; the CPU
+   * where WebGPU is missing or the only adapter is a fallback (software) one, e.g. SwiftShader,
+   * where the CPU backend is faster). `wasm` optionally gives the module's bytes or URL.
    */
   static async create({ backend = "auto", wasm } = {}) {
     await load(wasm);

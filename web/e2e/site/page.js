@@ -10,6 +10,10 @@ async function main() {
   const cpu = await Engine.create({ backend: "cpu" });
   result.cpuBackend = cpu.backend;
   result.cpu = await runChecks(cpu);
+  // "auto": WebGPU on a hardware adapter, the CPU on a fallback (software) one.
+  const adapter = await navigator.gpu.requestAdapter();
+  result.fallbackAdapter = !!(adapter && (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter));
+  result.autoBackend = (await Engine.create({ backend: "auto" })).backend;
   try {
     await Engine.create({ backend: "tpu" });
     throw new Error("Engine.create accepted an unknown backend");

@@ -3,7 +3,7 @@ import { Engine } from "./node_modules/tmath/src/index.js";
 import { runChecks } from "./checks.js";
 
 try {
-  const tm = await Engine.create({ backend: "auto" });
+  const tm = await Engine.create({ backend: "webgpu" });
   const checks = await runChecks(tm);
   postMessage({ backend: tm.backend, checks });
 } catch (e) {
