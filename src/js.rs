@@ -31,7 +31,7 @@ impl RawEngine {
                 .await
                 .map_err(|e| JsError::new(&format!("WebGPU is not available here: {e}")))?,
             "auto" => match Device::wgpu_async().await {
-                Ok(d) if !crate::debug::is_software(&d) => d,
+                Ok(d) if !d.backend().is_software() => d,
                 _ => Device::cpu().map_err(err)?,
             },
             other => {
