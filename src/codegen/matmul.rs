@@ -69,64 +69,63 @@ pub(super) fn render(
     let sa = bm + if a_along_k { 4 } else { 0 };
     let sb = bn + if b_along_n { 0 } else { 4 };
     let (ra, ca, rb, cb) = (sz.u(a_rs), sz.u(a_cs), sz.u(b_rs), sz.u(b_cs));
-    // Element l of this thread's share of each tile: e = tid + 256·l, mapped to (row, k) of A
-    // and (k, col) of B in the copy order; fetched from memory, then put into the tile.
-    let (loads_a, loads_b) = (bm * bk / 256, bn * bk / 256);
+    // Element l of this thread's share of each tile: e = tid + 256·l, mapped to (outer, k) of the
+    // operand (outer: A's row, B's column) in its copy order; fetched from memory into a
+    // register, then put into the tile (k-major).
     let (mut fetch_decl, mut fetch, mut fetch_next, mut put) =
         (String::new(), String::new(), String::new(), String::new());
-    for l in 0..loads_a {
-        let (ar, ak) = if a_along_k {
-            (
-                format!("(tid + {}u) / BK", l * 256),
-                format!("(tid + {}u) % BK", l * 256),
-            )
-        } else {
-            (
-                format!("(tid + {}u) % BM", l * 256),
-                format!("(tid + {}u) / BM", l * 256),
-            )
-        };
-        let _ = writeln!(
-            fetch_decl,
-            "    var fa{l} = 0.0;\n    let ar{l} = {ar};\n    let ak{l} = {ak};"
-        );
-        for (code, k0) in [(&mut fetch, "0u"), (&mut fetch_next, "kn")] {
+    let operands = [
+        // (name, slot, base, tile, pitch, outer tile, outer start, outer size, strides, along k)
+        (
+            "a",
+            a,
+            "abase",
+            "tile_a",
+            "SA",
+            "BM",
+            "row0",
+            &ms,
+            (&ra, &ca),
+            a_along_k,
+            bm,
+        ),
+        (
+            "b",
+            b,
+            "bbase",
+            "tile_b",
+            "SB",
+            "BN",
+            "col0",
+            &ns,
+            (&cb, &rb),
+            !b_along_n,
+            bn,
+        ),
+    ];
+    for (x, slot, base, tile, pitch, bo, o0, osize, (so, sk), along_k, outer) in operands {
+        for l in 0..outer * bk / 256 {
+            let e = format!("(tid + {}u)", l * 256);
+            let (o, k) = if along_k {
+                (format!("{e} / BK"), format!("{e} % BK"))
+            } else {
+                (format!("{e} % {bo}"), format!("{e} / {bo}"))
+            };
             let _ = writeln!(
-                code,
-                "    fa{l} = 0.0;\n    if (row0 + ar{l} < {ms} && {k0} + ak{l} < {ks}) {{ fa{l} = in{a}[abase + (row0 + ar{l}) * {ra} + ({k0} + ak{l}) * {ca}]; }}"
+                fetch_decl,
+                "    var f{x}{l} = 0.0;\n    let o{x}{l} = {o};\n    let k{x}{l} = {k};"
+            );
+            for (code, k0) in [(&mut fetch, "0u"), (&mut fetch_next, "kn")] {
+                let _ = writeln!(
+                    code,
+                    "    f{x}{l} = 0.0;\n    if ({o0} + o{x}{l} < {osize} && {k0} + k{x}{l} < {ks}) {{ f{x}{l} = in{slot}[{base} + ({o0} + o{x}{l}) * {so} + ({k0} + k{x}{l}) * {sk}]; }}"
+                );
+            }
+            let _ = writeln!(
+                put,
+                "        {{ let t = k{x}{l} * {pitch} + o{x}{l}; {tile}[t / 4u][t % 4u] = f{x}{l}; }}"
             );
         }
-        let _ = writeln!(
-            put,
-            "        {{ let t = ak{l} * SA + ar{l}; tile_a[t / 4u][t % 4u] = fa{l}; }}"
-        );
-    }
-    for l in 0..loads_b {
-        let (bk_, bc) = if b_along_n {
-            (
-                format!("(tid + {}u) / BN", l * 256),
-                format!("(tid + {}u) % BN", l * 256),
-            )
-        } else {
-            (
-                format!("(tid + {}u) % BK", l * 256),
-                format!("(tid + {}u) / BK", l * 256),
-            )
-        };
-        let _ = writeln!(
-            fetch_decl,
-            "    var fb{l} = 0.0;\n    let bk{l} = {bk_};\n    let bc{l} = {bc};"
-        );
-        for (code, k0) in [(&mut fetch, "0u"), (&mut fetch_next, "kn")] {
-            let _ = writeln!(
-                code,
-                "    fb{l} = 0.0;\n    if ({k0} + bk{l} < {ks} && col0 + bc{l} < {ns}) {{ fb{l} = in{b}[bbase + ({k0} + bk{l}) * {rb} + (col0 + bc{l}) * {cb}]; }}"
-            );
-        }
-        let _ = writeln!(
-            put,
-            "        {{ let t = bk{l} * SB + bc{l}; tile_b[t / 4u][t % 4u] = fb{l}; }}"
-        );
     }
     // Thread (tx, ty) owns rows g·(BM/GM) + 4·ty + i and columns h·(BN/GN) + 4·tx + c.
     let (gm, gn) = (tm / 4, tn / 4);

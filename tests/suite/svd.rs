@@ -5,6 +5,37 @@
 use super::check::*;
 use tmath::{Device, Error, JitMode, Tensor};
 
+/// `(‖A − UΣVᵀ‖_F / ‖A‖_F, max |UᵀU − I|, max |VVᵀ − I|)` of a thin SVD, in f64 (the
+/// reconstruction error is absolute when `A` is 0).
+fn svd_errors(u: &[f32], s: &[f32], vt: &[f32], da: &[f32], m: usize, n: usize) -> (f64, f64, f64) {
+    let k = m.min(n);
+    let norm: f64 = da.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let mut err = 0f64;
+    for i in 0..m {
+        for j in 0..n {
+            let r: f64 = (0..k)
+                .map(|p| u[i * k + p] as f64 * s[p] as f64 * vt[p * n + j] as f64)
+                .sum();
+            err += (r - da[i * n + j] as f64).powi(2);
+        }
+    }
+    let (mut ou, mut ov) = (0f64, 0f64);
+    for p in 0..k {
+        for q in 0..k {
+            let id = if p == q { 1.0 } else { 0.0 };
+            let uu: f64 = (0..m)
+                .map(|i| u[i * k + p] as f64 * u[i * k + q] as f64)
+                .sum();
+            let vv: f64 = (0..n)
+                .map(|j| vt[p * n + j] as f64 * vt[q * n + j] as f64)
+                .sum();
+            ou = ou.max((uu - id).abs());
+            ov = ov.max((vv - id).abs());
+        }
+    }
+    (err.sqrt() / norm.max(1e-30), ou, ov)
+}
+
 /// Checks a thin SVD's invariants and returns the singular values.
 async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: f64) -> Vec<f32> {
     let k = m.min(n);
@@ -25,36 +56,14 @@ async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: 
             );
         }
     }
-    // reconstruction ‖A - U S Vᵀ‖_F ≤ tol ‖A‖_F
-    let norm: f64 = da.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-    let mut err = 0f64;
-    for i in 0..m {
-        for j in 0..n {
-            let r: f64 = (0..k)
-                .map(|p| u[i * k + p] as f64 * s[p] as f64 * vt[p * n + j] as f64)
-                .sum();
-            err += (r - da[i * n + j] as f64).powi(2);
-        }
-    }
+    // reconstruction ‖A - U S Vᵀ‖_F ≤ tol ‖A‖_F; orthonormal columns of U and rows of Vᵀ
+    let (recon, ou, ov) = svd_errors(&u, &s, &vt, da, m, n);
     assert!(
-        err.sqrt() <= tol * norm.max(1e-30),
-        "{what}: reconstruction error {} vs ‖A‖ {norm}",
-        err.sqrt()
+        recon <= tol,
+        "{what}: reconstruction error {recon:e} (relative)"
     );
-    // orthonormal columns of U and rows of Vᵀ
-    for p in 0..k {
-        for q in 0..k {
-            let uu: f64 = (0..m)
-                .map(|i| u[i * k + p] as f64 * u[i * k + q] as f64)
-                .sum();
-            let vv: f64 = (0..n)
-                .map(|j| vt[p * n + j] as f64 * vt[q * n + j] as f64)
-                .sum();
-            let id = if p == q { 1.0 } else { 0.0 };
-            assert!((uu - id).abs() < 1e-3, "{what}: (UᵀU)[{p},{q}] = {uu}");
-            assert!((vv - id).abs() < 1e-3, "{what}: (VVᵀ)[{p},{q}] = {vv}");
-        }
-    }
+    assert!(ou < 1e-3, "{what}: max |UᵀU − I| = {ou:e}");
+    assert!(ov < 1e-3, "{what}: max |VVᵀ − I| = {ov:e}");
     s
 }
 
@@ -186,35 +195,11 @@ pub async fn svd_accuracy(dev: &Device) {
         );
         let what = format!("svd {m}×{n} graded on {dev:?}");
         let bound = 5e-6 * (m.max(n) as f64).log2().max(1.0);
-        let norm: f64 = da.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-        let mut err = 0f64;
-        for r in 0..m {
-            for c in 0..n {
-                let x: f64 = (0..k)
-                    .map(|p| u[r * k + p] as f64 * s[p] as f64 * vt[p * n + c] as f64)
-                    .sum();
-                err += (x - da[r * n + c] as f64).powi(2);
-            }
-        }
-        let recon = err.sqrt() / norm;
+        let (recon, ou, ov) = svd_errors(&u, &s, &vt, &da, m, n);
         assert!(
             recon <= bound,
             "{what}: ‖A − UΣVᵀ‖/‖A‖ = {recon:.2e} > {bound:.1e}"
         );
-        let (mut ou, mut ov) = (0f64, 0f64);
-        for p in 0..k {
-            for q in 0..k {
-                let id = if p == q { 1.0 } else { 0.0 };
-                let uu: f64 = (0..m)
-                    .map(|r| u[r * k + p] as f64 * u[r * k + q] as f64)
-                    .sum();
-                let vv: f64 = (0..n)
-                    .map(|c| vt[p * n + c] as f64 * vt[q * n + c] as f64)
-                    .sum();
-                ou = ou.max((uu - id).abs());
-                ov = ov.max((vv - id).abs());
-            }
-        }
         assert!(
             ou <= bound,
             "{what}: max |UᵀU − I| = {ou:.2e} > {bound:.1e}"
