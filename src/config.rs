@@ -48,7 +48,8 @@ pub struct Stats {
     /// programs found already compiled).
     pub cache_hits: u64,
     /// Compute kernels launched. Uploads, copies and read-backs do not count. The CPU device
-    /// counts one per op it executes (views such as permute are free and not counted). MLX picks
+    /// counts its fused kernels with the JIT on (the GPU's schedule) and one per op with it off
+    /// (views such as permute are free and not counted). MLX picks
     /// its own kernels, so there this counts what is handed to MLX: one compiled-function call
     /// per evaluation with the JIT on, one per op with it off.
     pub dispatches: u64,

@@ -36,7 +36,6 @@ mod js;
 mod ops;
 mod program;
 mod random;
-#[cfg(feature = "wgpu")]
 mod schedule;
 mod shape;
 mod tensor;

@@ -65,6 +65,19 @@ macro_rules! define_binary {
                     $(BinaryOp::$variant => stringify!($method),)*
                 }
             }
+
+            /// `dst[i] = self.eval(a[i], b[i])`, with the match on the op outside the loop (see
+            /// `UnaryOp::eval_slice`). Bit-identical to [`BinaryOp::eval`] per element.
+            #[allow(dead_code)]
+            pub fn eval_slice(self, a: &[f32], b: &[f32], dst: &mut [f32]) {
+                match self {
+                    $(BinaryOp::$variant => {
+                        for ((o, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+                            *o = BinaryOp::$variant.eval(x, y);
+                        }
+                    })*
+                }
+            }
         }
     };
 }
@@ -78,6 +91,7 @@ impl BinaryOp {
     }
 
     /// The f32 reference for one pair (NaN in either operand of maximum/minimum gives NaN).
+    #[inline]
     pub fn eval(self, a: f32, b: f32) -> f32 {
         match self {
             BinaryOp::Add => a + b,

@@ -8,6 +8,7 @@
 //! names are all made from them. Adding a unary op is a change to `unary.rs` alone.
 
 pub(crate) mod binary;
+pub(crate) mod math;
 pub(crate) mod reduce;
 pub(crate) mod unary;
 

@@ -72,10 +72,26 @@ macro_rules! define_unary {
                     $(UnaryOp::$variant => stringify!($method),)*
                 }
             }
+
+            /// `dst[i] = self.eval(src[i])`, with the match on the op outside the loop: each
+            /// arm is a loop over one op's reference, which the compiler can vectorize where
+            /// that arithmetic allows. Bit-identical to [`UnaryOp::eval`] per element.
+            #[allow(dead_code)]
+            pub fn eval_slice(self, src: &[f32], dst: &mut [f32]) {
+                match self {
+                    $(UnaryOp::$variant => {
+                        for (o, &x) in dst.iter_mut().zip(src) {
+                            *o = UnaryOp::$variant.eval(x);
+                        }
+                    })*
+                }
+            }
         }
     };
 }
 unary_list!(define_unary);
+
+use super::math;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
@@ -87,19 +103,21 @@ impl UnaryOp {
     }
 
     /// The f32 reference for one element (IEEE semantics: `log(-1)` is NaN, `exp(1000)` is
-    /// inf). The CPU backend runs exactly this.
+    /// inf). The CPU backend runs exactly this; exp, tanh, sigmoid and erf are the WGSL
+    /// prelude's algorithms (`super::math`), so the CPU and the GPU share their error bounds.
+    #[inline]
     pub fn eval(self, x: f32) -> f32 {
         match self {
             UnaryOp::Neg => -x,
             UnaryOp::Abs => x.abs(),
-            UnaryOp::Exp => x.exp(),
+            UnaryOp::Exp => math::exp(x),
             UnaryOp::Log => x.ln(),
             UnaryOp::Sqrt => x.sqrt(),
             UnaryOp::Rsqrt => 1.0 / x.sqrt(),
             UnaryOp::Sin => x.sin(),
             UnaryOp::Cos => x.cos(),
-            UnaryOp::Tanh => x.tanh(),
-            UnaryOp::Sigmoid => sigmoid(x),
+            UnaryOp::Tanh => math::tanh(x),
+            UnaryOp::Sigmoid => math::sigmoid(x),
             UnaryOp::Relu => {
                 if x.is_nan() {
                     x
@@ -107,12 +125,12 @@ impl UnaryOp {
                     x.max(0.0)
                 }
             }
-            UnaryOp::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+            UnaryOp::Gelu => 0.5 * x * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2)),
             UnaryOp::GeluTanh => {
-                0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+                0.5 * x * (1.0 + math::tanh(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
             }
-            UnaryOp::Silu => x * sigmoid(x),
-            UnaryOp::Erf => libm::erff(x),
+            UnaryOp::Silu => x * math::sigmoid(x),
+            UnaryOp::Erf => math::erf(x),
         }
     }
 
@@ -171,15 +189,5 @@ impl UnaryOp {
             UnaryOp::Silu => x.multiply(ops::sigmoid(x)?)?,
             UnaryOp::Erf => ops::erf(x)?,
         })
-    }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    // Both branches avoid exp overflow to inf/inf.
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
     }
 }

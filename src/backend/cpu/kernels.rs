@@ -2,7 +2,7 @@
 //! Elementwise arithmetic is each op's f32 reference from `crate::ir`; sums accumulate in f64.
 
 use crate::error::{Error, Result};
-use crate::ir::{BinaryOp, ReduceOp, UnaryOp};
+use crate::ir::{math, BinaryOp, ReduceOp, UnaryOp};
 use crate::shape::{for_each_offsets, Layout};
 
 /// Fills `out` in chunks, `f(start index, chunk)`: on several threads natively when the work is
@@ -138,13 +138,13 @@ pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec
         let m = row
             .iter()
             .fold(f32::NEG_INFINITY, |m, &v| ReduceOp::Max.combine(m, v));
-        let sum: f64 = row.iter().map(|&v| ((v - m).exp()) as f64).sum();
+        let sum: f64 = row.iter().map(|&v| math::exp(v - m) as f64).sum();
         let lse = (sum.ln()) as f32;
         for (j, &v) in row.iter().enumerate() {
             out[bo + j * so] = if log {
                 v - m - lse
             } else {
-                ((v - m).exp() as f64 / sum) as f32
+                (math::exp(v - m) as f64 / sum) as f32
             };
         }
     });

@@ -1,6 +1,8 @@
-//! The CPU backend: the reference implementation of every op and the fallback device.
-//! It interprets the program step by step with the kernels of `kernels.rs`.
+//! The CPU backend: the reference implementation of every op and the fallback device. With the
+//! JIT on it runs the GPU's schedule, each fused kernel as loops over chunks (`fused.rs`); with
+//! it off it interprets the program one op at a time with the kernels of `kernels.rs`.
 
+mod fused;
 pub(crate) mod kernels;
 
 use std::sync::Arc;
@@ -99,6 +101,9 @@ impl Backend for CpuBackend {
     }
 
     fn execute(&self, program: &Program, cfg: &Config) -> Result<Vec<Value>> {
+        if cfg.jit().caches() {
+            return fused::execute(program, cfg);
+        }
         #[cfg(not(target_arch = "wasm32"))]
         let profiling = cfg.profiling();
         program.interpret(|step, inputs| {

@@ -1,0 +1,244 @@
+//! The CPU's compiled path (JIT on or adaptive): the same schedule as the GPU
+//! ([`crate::schedule::schedule`]), each kernel run as tight loops over chunks of its output —
+//! a fused elementwise chain is one pass over memory, an elementwise prologue feeds a reduction or
+//! softmax without a temporary per op, and an epilogue runs on a matmul's or reduction's result
+//! as it is consumed. Chunks run on several threads natively (`kernels::par_map`).
+//!
+//! Every value is computed with the same f32 reference (`UnaryOp::eval`, …) in the same order as
+//! the op-by-op interpreter (JIT off), so the two paths agree bit for bit.
+
+use std::collections::HashMap;
+
+use super::{dense, host, kernels};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::program::{Program, Slot, Value};
+use crate::schedule::{schedule, Body, Inst, Program as Elementwise};
+use crate::shape::{numel, Layout};
+
+/// Elements evaluated together per instruction (a few KiB per register: stays in L1).
+const CHUNK: usize = 1024;
+
+/// Runs `p` kernel by kernel; returns the values of `p.returned`.
+pub(super) fn execute(p: &Program, cfg: &Config) -> Result<Vec<Value>> {
+    let kernels = schedule(p, true, usize::MAX);
+    // Reads left per computed value: kernel inputs (through views) and returned slots.
+    let mut uses: HashMap<Slot, usize> = HashMap::new();
+    for k in &kernels {
+        for &s in &k.slots {
+            *uses.entry(p.base(s)).or_default() += 1;
+        }
+    }
+    for &r in &p.returned {
+        *uses.entry(p.base(r)).or_default() += 1;
+    }
+    let mut live: HashMap<Slot, Value> = p.inputs.iter().cloned().enumerate().collect();
+    #[cfg(not(target_arch = "wasm32"))]
+    let profiling = cfg.profiling();
+    for k in &kernels {
+        let step = p
+            .step(k.root)
+            .ok_or_else(|| Error::device("internal: a kernel root is an input"))?;
+        super::super::check_host(step.op.name(), numel(&step.shape) as u64 * 4)?;
+        let values = k
+            .slots
+            .iter()
+            .map(|&s| p.resolve(s, |x| live.get(&x).cloned()))
+            .collect::<Result<Vec<_>>>()?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let t0 = profiling.then(std::time::Instant::now);
+        let value = match copy_as_view(k, &values, &step.op, &step.shape) {
+            Some(v) => v,
+            None => {
+                let slots = values.iter().map(host).collect::<Result<Vec<_>>>()?;
+                dense(
+                    run_kernel(&k.body, &k.prologue, &k.epilogue, &slots, &step.shape)?,
+                    &step.shape,
+                )
+            }
+        };
+        cfg.record(|s| {
+            s.dispatches += 1;
+            #[cfg(not(target_arch = "wasm32"))]
+            if let Some(t0) = t0 {
+                s.kernel_time += t0.elapsed();
+            }
+        });
+        live.insert(k.root, value);
+        for &s in &k.slots {
+            let b = p.base(s);
+            if let Some(n) = uses.get_mut(&b) {
+                *n -= 1;
+                if *n == 0 {
+                    live.remove(&b);
+                }
+            }
+        }
+    }
+    p.returned
+        .iter()
+        .map(|&r| p.resolve(r, |s| live.get(&s).cloned()))
+        .collect()
+}
+
+/// A kernel that only copies a reshape's input is the input seen with the new shape, where the
+/// strides allow (as on the GPU).
+fn copy_as_view(
+    k: &crate::schedule::Kernel,
+    values: &[Value],
+    op: &crate::ir::Op,
+    shape: &[usize],
+) -> Option<Value> {
+    if matches!(op, crate::ir::Op::Reshape)
+        && matches!(k.body, Body::Elementwise)
+        && k.epilogue.is_copy()
+    {
+        values.first()?.view(op, shape)
+    } else {
+        None
+    }
+}
+
+/// One kernel's dense row-major result of `shape`.
+fn run_kernel(
+    body: &Body,
+    prologue: &Elementwise,
+    epilogue: &Elementwise,
+    slots: &[(&[f32], &Layout)],
+    shape: &[usize],
+) -> Result<Vec<f32>> {
+    Ok(match body {
+        Body::Elementwise => run(epilogue, slots, shape, None),
+        Body::Reduce { op, in_shape, axes } => {
+            let input = run(prologue, slots, in_shape, None);
+            let core = kernels::reduce(*op, &input, &Layout::contiguous(in_shape), axes);
+            finish(epilogue, slots, shape, core)
+        }
+        Body::Softmax {
+            shape: s,
+            axis,
+            log,
+        } => {
+            let input = run(prologue, slots, s, None);
+            let core = kernels::softmax(&input, &Layout::contiguous(s), *axis, *log);
+            finish(epilogue, slots, shape, core)
+        }
+        Body::MatMul {
+            a, b, out_shape, ..
+        } => {
+            let ((da, la), (db, lb)) = (slots[*a], slots[*b]);
+            let core = kernels::matmul(da, la, db, lb, out_shape);
+            finish(epilogue, slots, shape, core)
+        }
+        Body::Svd { m, n } => {
+            let (x, l) = slots[0];
+            kernels::svd(x, l, *m, *n)?
+        }
+    })
+}
+
+/// The epilogue applied to a core result (nothing to do when it is the core itself).
+fn finish(
+    epilogue: &Elementwise,
+    slots: &[(&[f32], &Layout)],
+    shape: &[usize],
+    core: Vec<f32>,
+) -> Vec<f32> {
+    if matches!(epilogue.insts.as_slice(), [Inst::Core]) {
+        core
+    } else {
+        run(epilogue, slots, shape, Some(&core))
+    }
+}
+
+/// Evaluates an elementwise program over the row-major index space of `shape`, `CHUNK`
+/// elements at a time: each instruction fills a chunk-sized register from earlier ones.
+fn run(
+    prog: &Elementwise,
+    slots: &[(&[f32], &Layout)],
+    shape: &[usize],
+    core: Option<&[f32]>,
+) -> Vec<f32> {
+    let n = numel(shape);
+    // Each load's layout, broadcast to its index space (computed once, not per element).
+    let loads: Vec<Option<Layout>> = prog
+        .insts
+        .iter()
+        .map(|i| match i {
+            Inst::Load { slot, shape } => Some(slots[*slot].1.broadcast_to(shape)),
+            _ => None,
+        })
+        .collect();
+    let mut out = vec![0f32; n];
+    let insts = &prog.insts;
+    kernels::par_map(&mut out, |start, dst| {
+        let mut regs = vec![0f32; insts.len() * CHUNK];
+        for (c, dst) in dst.chunks_mut(CHUNK).enumerate() {
+            let base = start + c * CHUNK;
+            let len = dst.len();
+            for (i, inst) in insts.iter().enumerate() {
+                let (before, rest) = regs.split_at_mut(i * CHUNK);
+                let r = |j: usize| &before[j * CHUNK..j * CHUNK + len];
+                let cur = &mut rest[..len];
+                match inst {
+                    Inst::Load { slot, .. } => {
+                        let layout = loads[i].as_ref().expect("a load has its layout");
+                        gather_range(slots[*slot].0, layout, base, cur);
+                    }
+                    Inst::Core => {
+                        cur.copy_from_slice(&core.expect("a core value")[base..base + len])
+                    }
+                    Inst::Const(bits) => cur.fill(f32::from_bits(*bits)),
+                    Inst::Unary(op, x) => op.eval_slice(r(*x), cur),
+                    Inst::Binary(op, a, b) => op.eval_slice(r(*a), r(*b), cur),
+                    Inst::Select(c, a, b) => {
+                        for (((o, &k), &u), &v) in cur.iter_mut().zip(r(*c)).zip(r(*a)).zip(r(*b)) {
+                            *o = if k != 0.0 { u } else { v };
+                        }
+                    }
+                }
+            }
+            let res = prog.result * CHUNK;
+            dst.copy_from_slice(&regs[res..res + len]);
+        }
+    });
+    out
+}
+
+/// `dst[i]` = the element at row-major index `start + i` of `layout` over `x`: a slice copy when
+/// contiguous, a fill for a broadcast scalar, else an odometer from `start` (one division per
+/// dimension per chunk, none per element).
+fn gather_range(x: &[f32], layout: &Layout, start: usize, dst: &mut [f32]) {
+    if layout.is_contiguous() {
+        let from = layout.offset + start;
+        dst.copy_from_slice(&x[from..from + dst.len()]);
+        return;
+    }
+    if layout.strides.iter().all(|&s| s == 0) {
+        dst.fill(x[layout.offset]);
+        return;
+    }
+    let rank = layout.shape.len();
+    let mut idx = vec![0usize; rank];
+    let mut rem = start;
+    let mut off = layout.offset;
+    for d in (0..rank).rev() {
+        idx[d] = rem % layout.shape[d];
+        rem /= layout.shape[d];
+        off += idx[d] * layout.strides[d];
+    }
+    for o in dst.iter_mut() {
+        *o = x[off];
+        let mut d = rank;
+        while d > 0 {
+            d -= 1;
+            idx[d] += 1;
+            off += layout.strides[d];
+            if idx[d] < layout.shape[d] {
+                break;
+            }
+            off -= layout.strides[d] * layout.shape[d];
+            idx[d] = 0;
+        }
+    }
+}

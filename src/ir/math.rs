@@ -1,0 +1,110 @@
+//! f32 elementary functions for the CPU kernels: the algorithms and constants of the WGSL
+//! prelude (`src/codegen/prelude.wgsl`), written without branches or library calls so that loops
+//! over slices vectorize, and keeping IEEE special values (NaN in, NaN out; ±inf limits). Their
+//! error bounds are README.md's precision table, checked against f64 on every device.
+
+// The coefficients are written as published (Cephes, A&S) and as in the WGSL prelude; the
+// compiler rounds them to the same f32 values on both sides.
+#![allow(clippy::excessive_precision)]
+
+/// `eˣ` (Cephes' expf: reduction by ln 2 in two parts, a degree-6 polynomial, 2ⁿ built on bits;
+/// ≤ 4 ulp). Rounds `x·log₂e` to nearest with the 1.5·2²³ trick instead of `floor`.
+#[inline]
+pub(crate) fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    let c = x.clamp(-104.0, 89.0);
+    // t = 1.5·2²³ + n exactly, so n's integer value sits in t's low mantissa bits: read it
+    // there (a float → int conversion does not vectorize on x86-64's baseline).
+    let t = c * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = c - n * 0.693_359_4;
+    let r = r - n * -2.121_944_4e-4;
+    let rr = r * r;
+    let p = (((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1)
+        * rr
+        + r
+        + 1.0;
+    // 2ⁿ as two exact powers of two (each exponent within [-76, 64]).
+    let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let h = k >> 1;
+    let s1 = f32::from_bits((h.wrapping_add(127) as u32) << 23);
+    let s2 = f32::from_bits((k.wrapping_sub(h).wrapping_add(127) as u32) << 23);
+    let mut e = p * s1 * s2;
+    if x > 88.722_84 {
+        e = f32::INFINITY;
+    }
+    if x < -103.972_08 {
+        e = 0.0;
+    }
+    if x.is_nan() {
+        x
+    } else {
+        e
+    }
+}
+
+/// `tanh x` (Cephes' tanhf: an odd polynomial below 0.625, `1 − 2/(e²ˣ + 1)` above).
+#[inline]
+pub(crate) fn tanh(x: f32) -> f32 {
+    let a = x.abs().min(10.0);
+    let z = a * a;
+    let small =
+        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+            - 3.333_328_2e-1)
+            * z
+            * a
+            + a;
+    let large = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
+    let t = if a < 0.625 { small } else { large };
+    let t = if x < 0.0 { -t } else { t };
+    if x.is_nan() {
+        x
+    } else {
+        t
+    }
+}
+
+/// `1/(1 + e⁻ˣ)`, with `exp` of a non-positive argument only (no inf/inf).
+#[inline]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    let e = exp(-x.abs());
+    let s = if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    };
+    if x.is_nan() {
+        x
+    } else {
+        s
+    }
+}
+
+/// `erf x`: below 1, Cephes' erff polynomial `x·T(x²)` (about 2 ulp relative); above,
+/// Abramowitz & Stegun 7.1.26 (1.5e-7 absolute, where erf ≥ 0.84).
+#[inline]
+pub(crate) fn erf(x: f32) -> f32 {
+    let z = x * x;
+    let small = x
+        * (std::f32::consts::FRAC_2_SQRT_PI
+            + z * (-0.376_126_26
+                + z * (0.112_835_85
+                    + z * (-0.026_853_812
+                        + z * (0.005_188_327_7
+                            + z * (-0.000_801_019_36 + z * 0.000_078_538_61))))));
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let p = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
+    let y = 1.0 - p * exp(-a * a);
+    let large = if x < 0.0 { -y } else { y };
+    if a < 1.0 {
+        small
+    } else {
+        large
+    }
+}
