@@ -7,12 +7,10 @@
 //! Every value is computed with the same f32 reference (`UnaryOp::eval`, …) in the same order as
 //! the op-by-op interpreter (JIT off), so the two paths agree bit for bit.
 
-use std::collections::HashMap;
-
 use super::{dense, host, kernels};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::program::{Program, Slot, Value};
+use crate::program::{Program, Value};
 use crate::schedule::{schedule, Body, Inst, Program as Elementwise};
 use crate::shape::{numel, Layout};
 
@@ -22,17 +20,19 @@ const CHUNK: usize = 1024;
 /// Runs `p` kernel by kernel; returns the values of `p.returned`.
 pub(super) fn execute(p: &Program, cfg: &Config) -> Result<Vec<Value>> {
     let kernels = schedule(p, true, usize::MAX);
-    // Reads left per computed value: kernel inputs (through views) and returned slots.
-    let mut uses: HashMap<Slot, usize> = HashMap::new();
+    // Reads left per computed value (slots are dense indices): kernel inputs (through views)
+    // and returned slots. A value is dropped after its last read.
+    let mut uses = vec![0usize; p.len()];
     for k in &kernels {
         for &s in &k.slots {
-            *uses.entry(p.base(s)).or_default() += 1;
+            uses[p.base(s)] += 1;
         }
     }
     for &r in &p.returned {
-        *uses.entry(p.base(r)).or_default() += 1;
+        uses[p.base(r)] += 1;
     }
-    let mut live: HashMap<Slot, Value> = p.inputs.iter().cloned().enumerate().collect();
+    let mut live: Vec<Option<Value>> = p.inputs.iter().cloned().map(Some).collect();
+    live.resize(p.len(), None);
     #[cfg(not(target_arch = "wasm32"))]
     let profiling = cfg.profiling();
     for k in &kernels {
@@ -43,7 +43,7 @@ pub(super) fn execute(p: &Program, cfg: &Config) -> Result<Vec<Value>> {
         let values = k
             .slots
             .iter()
-            .map(|&s| p.resolve(s, |x| live.get(&x).cloned()))
+            .map(|&s| p.resolve(s, |x| live[x].clone()))
             .collect::<Result<Vec<_>>>()?;
         #[cfg(not(target_arch = "wasm32"))]
         let t0 = profiling.then(std::time::Instant::now);
@@ -64,20 +64,18 @@ pub(super) fn execute(p: &Program, cfg: &Config) -> Result<Vec<Value>> {
                 s.kernel_time += t0.elapsed();
             }
         });
-        live.insert(k.root, value);
+        live[k.root] = Some(value);
         for &s in &k.slots {
             let b = p.base(s);
-            if let Some(n) = uses.get_mut(&b) {
-                *n -= 1;
-                if *n == 0 {
-                    live.remove(&b);
-                }
+            uses[b] -= 1;
+            if uses[b] == 0 {
+                live[b] = None;
             }
         }
     }
     p.returned
         .iter()
-        .map(|&r| p.resolve(r, |s| live.get(&s).cloned()))
+        .map(|&r| p.resolve(r, |s| live[s].clone()))
         .collect()
 }
 
