@@ -131,6 +131,7 @@ pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec
     let len = layout.shape[axis];
     let (si, so) = (row_in.strides[0], row_out.strides[0]);
     let mut row = vec![0f32; len];
+    let mut exps = vec![0f32; len];
     for_each_offsets([&outer_in, &outer_out], |[bi, bo]| {
         for (j, r) in row.iter_mut().enumerate() {
             *r = x[bi + j * si];
@@ -138,13 +139,17 @@ pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec
         let m = row
             .iter()
             .fold(f32::NEG_INFINITY, |m, &v| ReduceOp::Max.combine(m, v));
-        let sum: f64 = row.iter().map(|&v| math::exp(v - m) as f64).sum();
+        // exp once per element, in a loop that vectorizes; the sum in f64.
+        for (e, &v) in exps.iter_mut().zip(&row) {
+            *e = math::exp(v - m);
+        }
+        let sum: f64 = exps.iter().map(|&e| e as f64).sum();
         let lse = (sum.ln()) as f32;
-        for (j, &v) in row.iter().enumerate() {
+        for j in 0..len {
             out[bo + j * so] = if log {
-                v - m - lse
+                row[j] - m - lse
             } else {
-                (math::exp(v - m) as f64 / sum) as f32
+                (exps[j] as f64 / sum) as f32
             };
         }
     });
