@@ -36,16 +36,22 @@ fn svd_errors(u: &[f32], s: &[f32], vt: &[f32], da: &[f32], m: usize, n: usize) 
     (err.sqrt() / norm.max(1e-30), ou, ov)
 }
 
-/// Checks a thin SVD's invariants and returns the singular values.
-async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: f64) -> Vec<f32> {
+/// The thin SVD of `a` (`m × n`), evaluated in one schedule and read back: `(U, S, Vᵀ)`.
+async fn svd_read(a: &Tensor, m: usize, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let k = m.min(n);
     let (u, s, vt) = a.svd().unwrap();
     tmath::eval_async(&[&u, &s, &vt]).await.unwrap();
-    let (u, s, vt) = (
+    (
         read(&u, &[m, k]).await,
         read(&s, &[k]).await,
         read(&vt, &[k, n]).await,
-    );
+    )
+}
+
+/// Checks a thin SVD's invariants and returns the singular values.
+async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: f64) -> Vec<f32> {
+    let k = m.min(n);
+    let (u, s, vt) = svd_read(a, m, n).await;
     // descending, non-negative
     for j in 0..k {
         assert!(s[j] >= 0.0 && s[j].is_finite(), "{what}: s[{j}] = {}", s[j]);
@@ -186,13 +192,7 @@ pub async fn svd_accuracy(dev: &Device) {
             .collect();
         let da = with_spectrum(m, n, &sv, 900 + i as u64);
         let a = Tensor::from_vec(da.clone(), &[m, n], dev).unwrap();
-        let (u, s, vt) = a.svd().unwrap();
-        tmath::eval_async(&[&u, &s, &vt]).await.unwrap();
-        let (u, s, vt) = (
-            read(&u, &[m, k]).await,
-            read(&s, &[k]).await,
-            read(&vt, &[k, n]).await,
-        );
+        let (u, s, vt) = svd_read(&a, m, n).await;
         let what = format!("svd {m}×{n} graded on {dev:?}");
         let bound = 5e-6 * (m.max(n) as f64).log2().max(1.0);
         let (recon, ou, ov) = svd_errors(&u, &s, &vt, &da, m, n);
