@@ -91,7 +91,7 @@ impl BinaryOp {
     }
 
     /// The f32 reference for one pair (NaN in either operand of maximum/minimum gives NaN).
-    #[inline]
+    #[inline(always)]
     pub fn eval(self, a: f32, b: f32) -> f32 {
         match self {
             BinaryOp::Add => a + b,

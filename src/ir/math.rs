@@ -9,7 +9,7 @@
 
 /// `eˣ` (Cephes' expf: reduction by ln 2 in two parts, a degree-6 polynomial, 2ⁿ built on bits;
 /// ≤ 4 ulp). Rounds `x·log₂e` to nearest with the 1.5·2²³ trick instead of `floor`.
-#[inline]
+#[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let c = x.clamp(-104.0, 89.0);
@@ -47,7 +47,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 }
 
 /// `tanh x` (Cephes' tanhf: an odd polynomial below 0.625, `1 − 2/(e²ˣ + 1)` above).
-#[inline]
+#[inline(always)]
 pub(crate) fn tanh(x: f32) -> f32 {
     let a = x.abs().min(10.0);
     let z = a * a;
@@ -68,7 +68,7 @@ pub(crate) fn tanh(x: f32) -> f32 {
 }
 
 /// `1/(1 + e⁻ˣ)`, with `exp` of a non-positive argument only (no inf/inf).
-#[inline]
+#[inline(always)]
 pub(crate) fn sigmoid(x: f32) -> f32 {
     let e = exp(-x.abs());
     let s = if x >= 0.0 {
@@ -85,7 +85,7 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 
 /// `erf x`: below 1, Cephes' erff polynomial `x·T(x²)` (about 2 ulp relative); above,
 /// Abramowitz & Stegun 7.1.26 (1.5e-7 absolute, where erf ≥ 0.84).
-#[inline]
+#[inline(always)]
 pub(crate) fn erf(x: f32) -> f32 {
     let z = x * x;
     let small = x
@@ -106,5 +106,115 @@ pub(crate) fn erf(x: f32) -> f32 {
         small
     } else {
         large
+    }
+}
+
+/// `ln x` (Cephes' logf: `x = m·2ᵉ` with `m` in [√½, √2) read off the bits, a degree-9
+/// polynomial in `m − 1`, `e·ln 2` added in two parts; about 1 ulp). Subnormals are scaled by
+/// 2²³ first; `ln 0 = −inf`, `ln x = NaN` below 0, `ln inf = inf`.
+#[inline(always)]
+pub(crate) fn log(x: f32) -> f32 {
+    let tiny = x < f32::MIN_POSITIVE;
+    let xs = if tiny { x * 8_388_608.0 } else { x };
+    let bits = xs.to_bits() as i32;
+    // m in [0.5, 1), then into [√½, √2) by taking one factor of 2 from the exponent.
+    let m = f32::from_bits(((bits & 0x007F_FFFF) | 0x3F00_0000) as u32);
+    let mut e = ((bits >> 23) & 0xFF) - 126 - if tiny { 23 } else { 0 };
+    let low = m < std::f32::consts::FRAC_1_SQRT_2;
+    e -= low as i32;
+    let f = if low { m + m - 1.0 } else { m - 1.0 };
+    let z = f * f;
+    let y = ((((((((7.037_683_6e-2 * f - 1.151_461e-1) * f + 1.167_699_9e-1) * f
+        - 1.242_014_1e-1)
+        * f
+        + 1.424_932_3e-1)
+        * f
+        - 1.666_805_8e-1)
+        * f
+        + 2.000_071_4e-1)
+        * f
+        - 2.499_999_4e-1)
+        * f
+        + 3.333_333_1e-1)
+        * f
+        * z;
+    let fe = e as f32;
+    let y = y + -2.121_944_4e-4 * fe - 0.5 * z;
+    let mut r = f + y + 0.693_359_4 * fe;
+    if x == 0.0 {
+        r = f32::NEG_INFINITY;
+    }
+    if x == f32::INFINITY {
+        r = x;
+    }
+    if x < 0.0 || x.is_nan() {
+        r = f32::NAN;
+    }
+    r
+}
+
+/// Below this magnitude [`sin_reduced`]/[`cos_reduced`] are accurate (the three-part reduction
+/// by π/4 holds); above it [`sin`]/[`cos`] call the platform's libm, as the GPU calls its
+/// builtin (an f32 that large is itself only known to within 2⁻²⁴·|x|).
+pub(crate) const SINCOS_REDUCED_MAX: f32 = 8192.0;
+
+/// sin or cos for |x| ≤ [`SINCOS_REDUCED_MAX`] (Cephes' sinf/cosf, the WGSL prelude's
+/// `tm_sincos`): `x` reduced by multiples of π/4 in three parts, then the sine or cosine
+/// polynomial of the octant. NaN for ±inf and NaN; meaningless above the bound.
+#[inline(always)]
+fn sincos_reduced(x: f32, cosine: bool) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    let a = x.abs();
+    // n = round(a·2/π): the octant index j = 2n (Cephes' trunc(a·4/π) made even), read off
+    // the low mantissa bits as in `exp`.
+    let t = a * std::f32::consts::FRAC_2_PI + ROUND;
+    let n = t - ROUND;
+    let q = (t.to_bits() as i32).wrapping_sub(0x4B40_0000) + cosine as i32;
+    let y = n + n;
+    let z = ((a - y * 0.785_156_25) - y * 2.418_756_5e-4) - y * 3.774_895e-8;
+    let zz = z * z;
+    let s = ((-1.951_529_6e-4 * zz + 8.332_161e-3) * zz - 1.666_665_5e-1) * zz * z + z;
+    let c =
+        ((2.443_315_7e-5 * zz - 1.388_731_6e-3) * zz + 4.166_664_6e-2) * zz * zz - 0.5 * zz + 1.0;
+    // Odd quadrants take the other polynomial; quadrants 2 and 3 negate; sin is odd.
+    let r = if q & 1 == 1 { c } else { s };
+    let neg = (q & 2 == 2) != (!cosine && x < 0.0);
+    let r = if neg { -r } else { r };
+    if x.is_finite() {
+        r
+    } else {
+        f32::NAN
+    }
+}
+
+/// `sin x` for |x| ≤ [`SINCOS_REDUCED_MAX`] (no branch on the magnitude: loops vectorize).
+#[inline(always)]
+pub(crate) fn sin_reduced(x: f32) -> f32 {
+    sincos_reduced(x, false)
+}
+
+/// `cos x` for |x| ≤ [`SINCOS_REDUCED_MAX`].
+#[inline(always)]
+pub(crate) fn cos_reduced(x: f32) -> f32 {
+    sincos_reduced(x, true)
+}
+
+/// `sin x` (about 1 ulp absolute to |x| ≤ 8192, libm above).
+#[inline(always)]
+pub(crate) fn sin(x: f32) -> f32 {
+    if x.abs() > SINCOS_REDUCED_MAX {
+        x.sin()
+    } else {
+        sin_reduced(x)
+    }
+}
+
+/// `cos x` (about 1 ulp absolute to |x| ≤ 8192, libm above).
+#[inline(always)]
+pub(crate) fn cos(x: f32) -> f32 {
+    if x.abs() > SINCOS_REDUCED_MAX {
+        x.cos()
+    } else {
+        cos_reduced(x)
     }
 }

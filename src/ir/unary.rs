@@ -81,10 +81,11 @@ macro_rules! define_unary {
                 match self {
                     $(UnaryOp::$variant => {
                         for (o, &x) in dst.iter_mut().zip(src) {
-                            *o = UnaryOp::$variant.eval(x);
+                            *o = UnaryOp::$variant.eval_vector(x);
                         }
                     })*
                 }
+                self.fix_slice(src, dst);
             }
         }
     };
@@ -103,19 +104,20 @@ impl UnaryOp {
     }
 
     /// The f32 reference for one element (IEEE semantics: `log(-1)` is NaN, `exp(1000)` is
-    /// inf). The CPU backend runs exactly this; exp, tanh, sigmoid and erf are the WGSL
-    /// prelude's algorithms (`super::math`), so the CPU and the GPU share their error bounds.
-    #[inline]
+    /// inf). The CPU backend runs exactly this; exp, tanh, sigmoid, erf, sin and cos are the
+    /// WGSL prelude's algorithms (`super::math`), so the CPU and the GPU share their error
+    /// bounds; log is Cephes' logf.
+    #[inline(always)]
     pub fn eval(self, x: f32) -> f32 {
         match self {
             UnaryOp::Neg => -x,
             UnaryOp::Abs => x.abs(),
             UnaryOp::Exp => math::exp(x),
-            UnaryOp::Log => x.ln(),
+            UnaryOp::Log => math::log(x),
             UnaryOp::Sqrt => x.sqrt(),
             UnaryOp::Rsqrt => 1.0 / x.sqrt(),
-            UnaryOp::Sin => x.sin(),
-            UnaryOp::Cos => x.cos(),
+            UnaryOp::Sin => math::sin(x),
+            UnaryOp::Cos => math::cos(x),
             UnaryOp::Tanh => math::tanh(x),
             UnaryOp::Sigmoid => math::sigmoid(x),
             UnaryOp::Relu => {
@@ -131,6 +133,29 @@ impl UnaryOp {
             }
             UnaryOp::Silu => x * math::sigmoid(x),
             UnaryOp::Erf => math::erf(x),
+        }
+    }
+
+    /// [`UnaryOp::eval`] without its rare branches into libm (sin and cos beyond
+    /// [`math::SINCOS_REDUCED_MAX`]), so that a loop over it vectorizes;
+    /// [`UnaryOp::fix_slice`] then redoes those elements.
+    #[inline(always)]
+    fn eval_vector(self, x: f32) -> f32 {
+        match self {
+            UnaryOp::Sin => math::sin_reduced(x),
+            UnaryOp::Cos => math::cos_reduced(x),
+            _ => self.eval(x),
+        }
+    }
+
+    /// Redoes the elements where [`UnaryOp::eval_vector`] differs from [`UnaryOp::eval`].
+    fn fix_slice(self, src: &[f32], dst: &mut [f32]) {
+        if matches!(self, UnaryOp::Sin | UnaryOp::Cos) {
+            for (o, &x) in dst.iter_mut().zip(src) {
+                if x.abs() > math::SINCOS_REDUCED_MAX {
+                    *o = self.eval(x);
+                }
+            }
         }
     }
 

@@ -27,6 +27,14 @@ const WASM_GRAPHS: u64 = 25;
 
 /// Graphs the fuzzer once failed on, shrunk (each a regression test).
 pub const REGRESSIONS: &[&str] = &[
+    // The CPU's reduction read a contiguous input through a folded reshape with the input's own
+    // shape instead of the reduction's (a prologue that only loads is passed through in place).
+    r#"
+t0 = input [4,7,7] 97917
+t1 = reshape t0 [28,7]
+t2 = max t1 [1] keep
+out t2
+"#,
     // gelu_tanh(−28) was −8e-7, not 0, on wgpu: tanh clamped at 9 gave 1 − 6e-8.
     r#"
 t0 = input [17,13,3] 8

@@ -6,6 +6,9 @@ const params = new URLSearchParams(location.search);
 const quick = params.has("quick");
 const full = params.has("full");
 const backends = (params.get("backends") || "webgpu,cpu").split(",");
+// `?peer=tfjs`: TF.js' wasm backend (XNNPACK, SIMD, one thread) on the same cases, as peer rows,
+// where `node bench/peer.mjs` installed it into bench/peer/ (it is not a dependency of the package).
+const peer = params.get("peer");
 const reps = +(params.get("reps") || (quick ? 2 : 5));
 const status = document.getElementById("status");
 const say = (s) => { status.textContent += (status.textContent ? "\n" : "") + s; };
@@ -31,26 +34,30 @@ function rand(n, seed) {
   return out;
 }
 
-// Each case: inputs (made and uploaded before timing) and the graph (built inside the timed call).
+// Each case: inputs (made and uploaded before timing) and the graph (built inside the timed call);
+// `tfjs`: the same graph in TF.js, for the optional peer rows (`?peer=tfjs`).
+// (TF.js' core bundle has no chained methods: its functions are used.)
+const tfGelu = (tf, x) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 const CASES = [
   { op: "matmul", shape: [MM, MM], flops: 2 * MM ** 3, bytes: 12 * MM * MM,
     inputs: (tm) => [tm.tensor(rand(MM * MM, 1), [MM, MM]), tm.tensor(rand(MM * MM, 2), [MM, MM])],
-    graph: ([a, b]) => [a.matmul(b)] },
+    graph: ([a, b]) => [a.matmul(b)], tfjs: (tf, [a, b]) => [tf.matMul(a, b)] },
   { op: "svd", shape: [SVD, SVD], flops: 0, bytes: 0, tol: 1e-3,
     inputs: (tm) => [tm.tensor(rand(SVD * SVD, 3), [SVD, SVD])],
     graph: ([a]) => [a.svd().s] },
   { op: "gelu", shape: [EW, EW], flops: 0, bytes: 8 * EW * EW,
     inputs: (tm) => [tm.tensor(rand(EW * EW, 4), [EW, EW])],
-    graph: ([a]) => [a.gelu()] },
+    graph: ([a]) => [a.gelu()], tfjs: (tf, [x]) => [tfGelu(tf, x)] },
   { op: "softmax", shape: [EW, EW], flops: 0, bytes: 8 * EW * EW,
     inputs: (tm) => [tm.tensor(rand(EW * EW, 5), [EW, EW])],
-    graph: ([a]) => [a.softmax(1)] },
+    graph: ([a]) => [a.softmax(1)], tfjs: (tf, [x]) => [tf.softmax(x, 1)] },
   { op: "8-op chain", shape: [EW, EW], flops: 0, bytes: 8 * EW * EW,
     inputs: (tm) => [tm.tensor(rand(EW * EW, 6), [EW, EW])],
-    graph: ([x]) => [x.mul(0.75).add(0.75).tanh().abs().sqrt().neg().exp().sigmoid()] },
+    graph: ([x]) => [x.mul(0.75).add(0.75).tanh().abs().sqrt().neg().exp().sigmoid()],
+    tfjs: (tf, [x]) => [tf.sigmoid(tf.exp(tf.neg(tf.sqrt(tf.abs(tf.tanh(tf.add(tf.mul(x, 0.75), 0.75)))))))] },
   { op: "matmul + bias + gelu", shape: [MM, MM], flops: 2 * MM ** 3, bytes: 12 * MM * MM,
     inputs: (tm) => [tm.tensor(rand(MM * MM, 7), [MM, MM]), tm.tensor(rand(MM * MM, 8), [MM, MM]), tm.tensor(rand(MM, 9), [MM])],
-    graph: ([a, b, c]) => [a.matmul(b).add(c).gelu()] },
+    graph: ([a, b, c]) => [a.matmul(b).add(c).gelu()], tfjs: (tf, [a, b, c]) => [tfGelu(tf, tf.add(tf.matMul(a, b), c))] },
 ];
 
 // The adaptive mode (setJit("adaptive")) against JIT on, as in the main job's adaptive section:
@@ -208,6 +215,12 @@ async function run() {
       }
     }
   }
+  if (peer === "tfjs") {
+    for await (const row of tfjsRows(reference, devices)) {
+      rows.push(row);
+      render([{ header: true, devices }, ...rows]);
+    }
+  }
   if (backends.includes("webgpu") && devices.some((d) => d.backend === "wgpu")) {
     const device = devices.find((d) => d.backend === "wgpu").adapter;
     for await (const row of adaptiveRows(device)) {
@@ -222,6 +235,74 @@ async function run() {
     method: "Browser run of the main job's table through the npm package. Inputs are made and uploaded before timing; each call builds the graph, evaluates it and reads the result back (await data(): browsers can only wait for the GPU by reading), median of the reps after one warm-up. cold = a new Engine's first call (compiles included); off = setJit(false); cached = JIT on after warm-up. Every result is checked against the CPU backend. compile_ms_per_pipeline is the time spent creating pipelines as the page sees it; browsers may finish compiling later, which the cold rows include.",
     devices };
   return [header, ...rows];
+}
+
+// TF.js from bench/peer/node_modules (its UMD builds define the global `tf`).
+async function loadTfjs() {
+  const base = new URL("./peer/node_modules/@tensorflow/", location.href);
+  for (const f of ["tfjs-core/dist/tf-core.min.js", "tfjs-backend-wasm/dist/tf-backend-wasm.min.js"]) {
+    await new Promise((ok, bad) => {
+      const s = document.createElement("script");
+      s.src = new URL(f, base).href;
+      s.onload = ok;
+      s.onerror = () => bad(new Error(`cannot load ${s.src}: run \`node bench/peer.mjs\` from web/`));
+      document.head.append(s);
+    });
+  }
+  const tf = globalThis.tf;
+  tf.wasm.setWasmPaths(new URL("tfjs-backend-wasm/dist/", base).href);
+  if (!(await tf.setBackend("wasm"))) throw new Error("TF.js: the wasm backend did not start");
+  await tf.ready();
+  return tf;
+}
+
+// The peer rows: each case's `tfjs` graph, timed like the cached rows (build, evaluate, read
+// back; median after a warm-up), its result checked against the CPU backend's.
+async function* tfjsRows(reference, devices) {
+  const tf = await loadTfjs();
+  const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
+  const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");
+  const device = `TF.js ${tf.version_core} wasm (${simd ? "SIMD" : "no SIMD"}, ${threads ? "threads" : "1 thread"})`;
+  devices.push({ adapter: device, backend: "tfjs-wasm", limits: {}, copy_gbps: null, peak_gflops: null, peak_gbps: null, peak_source: "a peer library, not measured" });
+  for (const c of CASES) {
+    if (!c.tfjs || !reference.has(c.op)) continue;
+    say(`${c.op} ${c.shape.join("×")} on TF.js wasm`);
+    const row = { section: "table", op: c.op, shape: c.shape, device, backend: "tfjs-wasm", mode: "cached",
+      median_ms: null, min_ms: null, max_ms: null, kernel_ms: null, reps: 0, gflops: null, gbps: null, fraction_of_ceiling: null,
+      compiles: 0, compile_ms_per_pipeline: null, dispatches: 0, max_abs_err: null, failed: null };
+    try {
+      // The same inputs as tmath's (the same generator and seeds), as TF.js tensors.
+      const cpu = await Engine.create({ backend: "cpu" });
+      const mine = c.inputs(cpu);
+      const inputs = [];
+      for (const t of mine) inputs.push(tf.tensor(await t.data(), t.shape));
+      mine.forEach((t) => t.dispose());
+      const once = async () => {
+        const t0 = performance.now();
+        const outs = tf.tidy(() => c.tfjs(tf, inputs));
+        const data = [];
+        for (const o of outs) data.push(await o.data());
+        const ms = performance.now() - t0;
+        outs.forEach((o) => o.dispose());
+        return { ms, data };
+      };
+      await once();
+      const times = [];
+      let last;
+      for (let r = 0; r < reps; r++) { last = await once(); times.push(last.ms); }
+      inputs.forEach((t) => t.dispose());
+      const err = maxErr(last.data, reference.get(c.op));
+      row.max_abs_err = err.abs;
+      if (!(err.rel <= (c.tol || 1e-4))) throw new Error(`result differs from the CPU device by ${err.abs}`);
+      const med = median(times);
+      Object.assign(row, { median_ms: med, min_ms: Math.min(...times), max_ms: Math.max(...times), reps: times.length,
+        gflops: c.flops ? c.flops / (med * 1e6) : null, gbps: c.bytes ? c.bytes / (med * 1e6) : null });
+    } catch (e) {
+      row.failed = String(e.message || e);
+      say(`  failed: ${row.failed}`);
+    }
+    yield row;
+  }
 }
 
 function render(report) {

@@ -108,8 +108,9 @@ fn run_kernel(
     Ok(match body {
         Body::Elementwise => run(epilogue, slots, shape, None),
         Body::Reduce { op, in_shape, axes } => {
-            let input = run(prologue, slots, in_shape, None);
-            let core = kernels::reduce(*op, &input, &Layout::contiguous(in_shape), axes);
+            let core = with_input(prologue, slots, in_shape, |x, l| {
+                kernels::reduce(*op, x, l, axes)
+            });
             finish(epilogue, slots, shape, core)
         }
         Body::Softmax {
@@ -117,8 +118,9 @@ fn run_kernel(
             axis,
             log,
         } => {
-            let input = run(prologue, slots, s, None);
-            let core = kernels::softmax(&input, &Layout::contiguous(s), *axis, *log);
+            let core = with_input(prologue, slots, s, |x, l| {
+                kernels::softmax(x, l, *axis, *log)
+            });
             finish(epilogue, slots, shape, core)
         }
         Body::MatMul {
@@ -135,6 +137,45 @@ fn run_kernel(
     })
 }
 
+/// Calls `f` with a reduction's or softmax's input: the input itself (strided, in place) when
+/// the prologue only loads it, else the prologue's dense result.
+fn with_input(
+    prologue: &Elementwise,
+    slots: &[(&[f32], &Layout)],
+    shape: &[usize],
+    f: impl FnOnce(&[f32], &Layout) -> Vec<f32>,
+) -> Vec<f32> {
+    if let [Inst::Load { slot, shape: s }] = prologue.insts.as_slice() {
+        // Element i of the index space is element i, in row-major order, of the slot seen
+        // broadcast to `s` (as `gather_range` reads it): for a contiguous slot of as many
+        // elements, the slot itself seen with `shape`.
+        let (x, l) = slots[*slot];
+        let broadcasts = l.shape.len() <= s.len()
+            && l.shape
+                .iter()
+                .rev()
+                .zip(s.iter().rev())
+                .all(|(&a, &b)| a == b || a == 1);
+        let seen = if l.is_contiguous() && numel(&l.shape) == numel(shape) {
+            Some(Layout {
+                offset: l.offset,
+                ..Layout::contiguous(shape)
+            })
+        } else if s.as_slice() == shape && broadcasts {
+            Some(l.broadcast_to(s))
+        } else {
+            None
+        };
+        if let Some(layout) = seen {
+            return f(x, &layout);
+        }
+    }
+    let input = run(prologue, slots, shape, None);
+    let out = f(&input, &Layout::contiguous(shape));
+    drop(super::HostBuffer::new(input));
+    out
+}
+
 /// The epilogue applied to a core result (nothing to do when it is the core itself).
 fn finish(
     epilogue: &Elementwise,
@@ -145,7 +186,9 @@ fn finish(
     if matches!(epilogue.insts.as_slice(), [Inst::Core]) {
         core
     } else {
-        run(epilogue, slots, shape, Some(&core))
+        let out = run(epilogue, slots, shape, Some(&core));
+        drop(super::HostBuffer::new(core));
+        out
     }
 }
 
@@ -167,7 +210,7 @@ fn run(
             _ => None,
         })
         .collect();
-    let mut out = vec![0f32; n];
+    let mut out = super::buffers::zeroed(n);
     let insts = &prog.insts;
     kernels::par_map(&mut out, |start, dst| {
         let mut regs = vec![0f32; insts.len() * CHUNK];

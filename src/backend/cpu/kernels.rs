@@ -20,10 +20,35 @@ pub(crate) fn par_map(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Se
     f(0, out);
 }
 
+/// Fills `out` in pieces of whole rows of `row_len` values, `f(first row, piece)`, where one row
+/// costs about `work` element operations: on several threads natively when the whole is large
+/// enough to pay for it (pieces of about 32K operations), in one call otherwise.
+pub(crate) fn par_rows(
+    out: &mut [f32],
+    row_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let rows = out.len().checked_div(row_len).unwrap_or(0);
+        if rows > 1 && rows.saturating_mul(work) >= 1 << 16 {
+            use rayon::prelude::*;
+            let per = ((1usize << 15) / work.max(1)).max(1);
+            out.par_chunks_mut(per * row_len)
+                .enumerate()
+                .for_each(|(c, piece)| f(c * per, piece));
+            return;
+        }
+    }
+    let _ = (row_len, work);
+    f(0, out);
+}
+
 /// Copies a strided tensor into a dense row-major vector.
 pub(crate) fn gather(x: &[f32], layout: &Layout) -> Vec<f32> {
     if layout.is_contiguous() {
-        return x[layout.offset..layout.offset + layout.numel()].to_vec();
+        return super::buffers::copied(&x[layout.offset..layout.offset + layout.numel()]);
     }
     let mut out = Vec::with_capacity(layout.numel());
     layout.for_each_offset(|o| out.push(x[o]));
@@ -98,61 +123,138 @@ fn split_axes(layout: &Layout, axes: &[usize]) -> (Layout, Layout) {
     (pick(true), pick(false))
 }
 
-/// Reduction over `axes`. Sums accumulate in f64; max/min propagate NaN.
+/// `max` of `xs`, NaN if one is NaN, `-inf` for none: 8 independent lanes, so the loop
+/// vectorizes (a max is exact: the order does not change the result).
+fn max_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut nan = [false; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+            nan[i] |= c[i].is_nan();
+        }
+    }
+    let mut any_nan = nan.iter().any(|&b| b);
+    let mut m = acc
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for &v in chunks.remainder() {
+        m = if v > m { v } else { m };
+        any_nan |= v.is_nan();
+    }
+    if any_nan {
+        f32::NAN
+    } else {
+        m
+    }
+}
+
+/// `Σ xs` in f64, in 4 independent lanes (so the loop vectorizes), added up at the end.
+fn sum_lanes(xs: &[f32]) -> f64 {
+    let mut acc = [0f64; 4];
+    let mut chunks = xs.chunks_exact(4);
+    for c in &mut chunks {
+        for i in 0..4 {
+            acc[i] += c[i] as f64;
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// Reduction over `axes`. Sums accumulate in f64; max/min propagate NaN. Output values are
+/// independent: they are computed in parallel pieces natively (`par_rows`).
 pub(crate) fn reduce(op: ReduceOp, x: &[f32], layout: &Layout, axes: &[usize]) -> Vec<f32> {
     let (outer, inner) = split_axes(layout, axes);
     let mut inner_offsets = Vec::with_capacity(inner.numel());
     inner.for_each_offset(|o| inner_offsets.push(o));
+    let mut bases = Vec::with_capacity(outer.numel());
+    for_each_offsets([&outer], |[base]| bases.push(base));
     let count = inner_offsets.len();
-    let mut out = Vec::with_capacity(outer.numel());
-    for_each_offsets([&outer], |[base]| {
-        let vals = inner_offsets.iter().map(|&o| x[base + o]);
-        let r = if op.is_sum() {
-            let s = vals.map(|v| v as f64).sum::<f64>();
-            if op == ReduceOp::Mean {
-                (s / count as f64) as f32
-            } else {
-                s as f32
+    // Reduced elements at consecutive offsets: the lanes' loops over a slice.
+    let dense = inner_offsets.iter().enumerate().all(|(i, &o)| o == i);
+    let mut out = super::buffers::zeroed(bases.len());
+    par_rows(&mut out, 1, count, |first, piece| {
+        for (o, &base) in piece.iter_mut().zip(&bases[first..]) {
+            if dense && count > 0 && op != ReduceOp::Min {
+                let row = &x[base..base + count];
+                *o = match op {
+                    ReduceOp::Max => max_lanes(row),
+                    ReduceOp::Mean => (sum_lanes(row) / count as f64) as f32,
+                    _ => sum_lanes(row) as f32,
+                };
+                continue;
             }
-        } else {
-            vals.fold(op.identity(), |m, v| op.combine(m, v))
-        };
-        out.push(r);
+            let vals = inner_offsets.iter().map(|&i| x[base + i]);
+            *o = if op.is_sum() {
+                let s = vals.map(|v| v as f64).sum::<f64>();
+                if op == ReduceOp::Mean {
+                    (s / count as f64) as f32
+                } else {
+                    s as f32
+                }
+            } else {
+                vals.fold(op.identity(), |m, v| op.combine(m, v))
+            };
+        }
     });
     out
 }
 
-/// For each row along `axis`: `exp(x - max) / Σ exp(x - max)` (or its log).
+/// For each row along `axis`: `exp(x - max) / Σ exp(x - max)` (or its log). Rows are computed
+/// in parallel pieces natively, into a rows-last buffer that is the output when `axis` is the
+/// last dimension (else one scatter into place).
 pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec<f32> {
-    let n = layout.numel();
-    let mut out = vec![0f32; n];
-    let (outer_in, row_in) = split_axes(layout, &[axis]);
-    let (outer_out, row_out) = split_axes(&Layout::contiguous(&layout.shape), &[axis]);
+    if layout.numel() == 0 {
+        return Vec::new();
+    }
     let len = layout.shape[axis];
-    let (si, so) = (row_in.strides[0], row_out.strides[0]);
-    let mut row = vec![0f32; len];
-    let mut exps = vec![0f32; len];
-    for_each_offsets([&outer_in, &outer_out], |[bi, bo]| {
-        for (j, r) in row.iter_mut().enumerate() {
-            *r = x[bi + j * si];
-        }
-        let m = row
-            .iter()
-            .fold(f32::NEG_INFINITY, |m, &v| ReduceOp::Max.combine(m, v));
-        // exp once per element, in a loop that vectorizes; the sum in f64.
-        for (e, &v) in exps.iter_mut().zip(&row) {
-            *e = math::exp(v - m);
-        }
-        let sum: f64 = exps.iter().map(|&e| e as f64).sum();
-        let lse = (sum.ln()) as f32;
-        for j in 0..len {
-            out[bo + j * so] = if log {
-                row[j] - m - lse
+    let (outer_in, row_in) = split_axes(layout, &[axis]);
+    let si = row_in.strides[0];
+    let mut bases = Vec::with_capacity(outer_in.numel());
+    for_each_offsets([&outer_in], |[b]| bases.push(b));
+    let mut rows = super::buffers::zeroed(layout.numel());
+    par_rows(&mut rows, len, 4 * len, |first, piece| {
+        let mut exps = vec![0f32; len];
+        for (dst, &bi) in piece.chunks_mut(len).zip(&bases[first..]) {
+            for (j, r) in dst.iter_mut().enumerate() {
+                *r = x[bi + j * si];
+            }
+            // Each pass a loop that vectorizes: the max, exp once per element, the sum in f64,
+            // then one multiplication by the f64 reciprocal (no division per element).
+            let m = max_lanes(dst);
+            for (e, &v) in exps.iter_mut().zip(dst.iter()) {
+                *e = math::exp(v - m);
+            }
+            let sum = sum_lanes(&exps);
+            if log {
+                let lse = sum.ln() as f32;
+                for r in dst.iter_mut() {
+                    *r = *r - m - lse;
+                }
             } else {
-                (exps[j] as f64 / sum) as f32
-            };
+                let inv = 1.0 / sum;
+                for (r, &e) in dst.iter_mut().zip(&exps) {
+                    *r = (e as f64 * inv) as f32;
+                }
+            }
         }
     });
+    if axis + 1 == layout.shape.len() {
+        return rows;
+    }
+    let mut out = super::buffers::zeroed(rows.len());
+    let (outer_out, row_out) = split_axes(&Layout::contiguous(&layout.shape), &[axis]);
+    let so = row_out.strides[0];
+    let mut src = rows.chunks(len);
+    for_each_offsets([&outer_out], |[bo]| {
+        let row = src.next().expect("one row per outer index");
+        for (j, &v) in row.iter().enumerate() {
+            out[bo + j * so] = v;
+        }
+    });
+    drop(super::HostBuffer::new(rows));
     out
 }
 
@@ -168,7 +270,7 @@ pub(crate) fn matmul(
     let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
     let k = la.shape[la.shape.len() - 1];
     let batch = &out_shape[..r - 2];
-    let mut out = vec![0f32; out_shape.iter().product()];
+    let mut out = super::buffers::zeroed(out_shape.iter().product());
     if m == 0 || n == 0 || k == 0 {
         return out;
     }

@@ -2,8 +2,11 @@
 //! JIT on it runs the GPU's schedule, each fused kernel as loops over chunks (`fused.rs`); with
 //! it off it interprets the program one op at a time with the kernels of `kernels.rs`.
 
+mod buffers;
 mod fused;
 pub(crate) mod kernels;
+
+pub(crate) use buffers::HostBuffer;
 
 use std::sync::Arc;
 
@@ -24,8 +27,8 @@ impl CpuBackend {
 
 /// A CPU value's buffer and layout.
 pub(crate) fn host(v: &Value) -> Result<(&[f32], &Layout)> {
-    match downcast::<Vec<f32>>(&v.storage) {
-        Some(data) => Ok((data.as_slice(), &v.layout)),
+    match downcast::<HostBuffer>(&v.storage) {
+        Some(data) => Ok((data, &v.layout)),
         None => Err(Error::DeviceMismatch { op: "cpu" }),
     }
 }
@@ -33,7 +36,7 @@ pub(crate) fn host(v: &Value) -> Result<(&[f32], &Layout)> {
 /// A dense row-major result.
 pub(crate) fn dense(data: Vec<f32>, shape: &[usize]) -> Value {
     Value {
-        storage: Arc::new(data),
+        storage: Arc::new(HostBuffer::new(data)),
         layout: Layout::contiguous(shape),
     }
 }
@@ -97,7 +100,7 @@ impl Backend for CpuBackend {
     }
 
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
-        Ok(Arc::new(data))
+        Ok(Arc::new(HostBuffer::new(data)))
     }
 
     fn execute(&self, program: &Program, cfg: &Config) -> Result<Vec<Value>> {

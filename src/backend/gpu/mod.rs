@@ -31,6 +31,7 @@ use self::pipelines::Pipelines;
 use self::pool::Buffers;
 use self::profiler::Profiler;
 use super::{Backend, BoxFuture};
+use crate::backend::cpu::HostBuffer;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::program::{downcast, Program, Storage, Value};
@@ -68,13 +69,16 @@ impl WgpuBackend {
         self.check_alloc("upload", (data.len().max(4) as u64) * 4)?;
         let n = data.len();
         let (buf, data) = if n <= HOST_COPY_MAX {
-            let host = Arc::new(data);
+            let host = Arc::new(HostBuffer::new(data));
             let buf = self
                 .buffers
                 .alloc_with_host(&self.ctx, n, Some(host.clone()));
             (buf, host)
         } else {
-            (self.buffers.alloc(&self.ctx, n), Arc::new(data))
+            (
+                self.buffers.alloc(&self.ctx, n),
+                Arc::new(HostBuffer::new(data)),
+            )
         };
         if n > 0 {
             self.ctx

@@ -1,6 +1,7 @@
 //! Buffers and their reuse: freed buffers go back to a pool by size class and are handed out
 //! again, so steady-state evaluation allocates nothing.
 
+use crate::backend::cpu::HostBuffer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +35,7 @@ impl Buffers {
         &self,
         ctx: &super::context::Context,
         elems: usize,
-        host: Option<Arc<Vec<f32>>>,
+        host: Option<Arc<HostBuffer>>,
     ) -> Arc<GpuBuffer> {
         let bytes = (elems.max(4) as u64) * 4;
         let class = size_class(bytes).min(ctx.max_binding_bytes());
@@ -93,12 +94,12 @@ pub(crate) struct GpuBuffer {
     /// A host copy of the contents, kept for small buffers written from the host (uploads and
     /// the adaptive mode's CPU route): reading them back, or computing tiny graphs from them on
     /// the CPU, needs no trip to the GPU. Buffers are never written after they are made.
-    host: Option<Arc<Vec<f32>>>,
+    host: Option<Arc<HostBuffer>>,
 }
 
 impl GpuBuffer {
     /// The host copy of the contents, if one is kept.
-    pub fn host(&self) -> Option<&Arc<Vec<f32>>> {
+    pub fn host(&self) -> Option<&Arc<HostBuffer>> {
         self.host.as_ref()
     }
 
