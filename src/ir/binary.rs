@@ -70,6 +70,12 @@ macro_rules! define_binary {
             /// `UnaryOp::eval_slice`). Bit-identical to [`BinaryOp::eval`] per element.
             #[allow(dead_code)]
             pub fn eval_slice(self, a: &[f32], b: &[f32], dst: &mut [f32]) {
+                crate::ir::math::widest!(self.eval_slice_portable(a, b, dst))
+            }
+
+            /// [`BinaryOp::eval_slice`] for the build's baseline vector unit.
+            #[inline(always)]
+            fn eval_slice_portable(self, a: &[f32], b: &[f32], dst: &mut [f32]) {
                 match self {
                     $(BinaryOp::$variant => {
                         for ((o, &x), &y) in dst.iter_mut().zip(a).zip(b) {

@@ -7,6 +7,37 @@
 // compiler rounds them to the same f32 values on both sides.
 #![allow(clippy::excessive_precision)]
 
+/// Evaluates `$call` (an `#[inline(always)]` loop) compiled for the widest vector unit the CPU
+/// has: AVX-512 or AVX2 on x86-64, detected at run time (the build targets the SSE2 baseline),
+/// else the build's own target (wasm: simd128). Every width gives the same bits: rustc never
+/// contracts `a * b + c` into an FMA, and the arithmetic is the same IEEE operations lane by
+/// lane.
+macro_rules! widest {
+    ($call:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has the feature (checked just above).
+                return unsafe { avx512(|| $call) };
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: as above.
+                return unsafe { avx2(|| $call) };
+            }
+        }
+        $call
+    }};
+}
+pub(crate) use widest;
+
 /// `eˣ` (Cephes' expf: reduction by ln 2 in two parts, a degree-6 polynomial, 2ⁿ built on bits;
 /// ≤ 4 ulp). Rounds `x·log₂e` to nearest with the 1.5·2²³ trick instead of `floor`.
 #[inline(always)]

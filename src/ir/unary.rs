@@ -78,6 +78,12 @@ macro_rules! define_unary {
             /// that arithmetic allows. Bit-identical to [`UnaryOp::eval`] per element.
             #[allow(dead_code)]
             pub fn eval_slice(self, src: &[f32], dst: &mut [f32]) {
+                crate::ir::math::widest!(self.eval_slice_portable(src, dst))
+            }
+
+            /// [`UnaryOp::eval_slice`] for the build's baseline vector unit.
+            #[inline(always)]
+            fn eval_slice_portable(self, src: &[f32], dst: &mut [f32]) {
                 match self {
                     $(UnaryOp::$variant => {
                         for (o, &x) in dst.iter_mut().zip(src) {

@@ -123,24 +123,31 @@ fn split_axes(layout: &Layout, axes: &[usize]) -> (Layout, Layout) {
     (pick(true), pick(false))
 }
 
-/// `max` of `xs`, NaN if one is NaN, `-inf` for none: 8 independent lanes, so the loop
-/// vectorizes (a max is exact: the order does not change the result).
-fn max_lanes(xs: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 8];
+/// `max` (or, `max == false`, `min`) of `xs`, NaN if one is NaN, `∓inf` for none: 8
+/// independent lanes, so the loop vectorizes (an extreme is exact: the order does not change it).
+#[inline(always)]
+fn extreme_lanes(xs: &[f32], max: bool) -> f32 {
+    let better = |v: f32, m: f32| if max { v > m } else { v < m };
+    let none = if max {
+        f32::NEG_INFINITY
+    } else {
+        f32::INFINITY
+    };
+    let mut acc = [none; 8];
     let mut nan = [false; 8];
     let mut chunks = xs.chunks_exact(8);
     for c in &mut chunks {
         for i in 0..8 {
-            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+            acc[i] = if better(c[i], acc[i]) { c[i] } else { acc[i] };
             nan[i] |= c[i].is_nan();
         }
     }
     let mut any_nan = nan.iter().any(|&b| b);
     let mut m = acc
         .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        .fold(none, |m, &v| if better(v, m) { v } else { m });
     for &v in chunks.remainder() {
-        m = if v > m { v } else { m };
+        m = if better(v, m) { v } else { m };
         any_nan |= v.is_nan();
     }
     if any_nan {
@@ -151,6 +158,7 @@ fn max_lanes(xs: &[f32]) -> f32 {
 }
 
 /// `Σ xs` in f64, in 4 independent lanes (so the loop vectorizes), added up at the end.
+#[inline(always)]
 fn sum_lanes(xs: &[f32]) -> f64 {
     let mut acc = [0f64; 4];
     let mut chunks = xs.chunks_exact(4);
@@ -176,16 +184,11 @@ pub(crate) fn reduce(op: ReduceOp, x: &[f32], layout: &Layout, axes: &[usize]) -
     let dense = inner_offsets.iter().enumerate().all(|(i, &o)| o == i);
     let mut out = super::buffers::zeroed(bases.len());
     par_rows(&mut out, 1, count, |first, piece| {
-        for (o, &base) in piece.iter_mut().zip(&bases[first..]) {
-            if dense && count > 0 && op != ReduceOp::Min {
-                let row = &x[base..base + count];
-                *o = match op {
-                    ReduceOp::Max => max_lanes(row),
-                    ReduceOp::Mean => (sum_lanes(row) / count as f64) as f32,
-                    _ => sum_lanes(row) as f32,
-                };
-                continue;
-            }
+        let bases = &bases[first..];
+        if dense && count > 0 {
+            return reduce_rows(op, x, bases, count, piece);
+        }
+        for (o, &base) in piece.iter_mut().zip(bases) {
             let vals = inner_offsets.iter().map(|&i| x[base + i]);
             *o = if op.is_sum() {
                 let s = vals.map(|v| v as f64).sum::<f64>();
@@ -202,6 +205,70 @@ pub(crate) fn reduce(op: ReduceOp, x: &[f32], layout: &Layout, axes: &[usize]) -
     out
 }
 
+/// `op` over the dense rows `x[bases[r]..bases[r] + count]` into `piece[r]`, in lanes, compiled
+/// for the widest vector unit (`math::widest!`).
+fn reduce_rows(op: ReduceOp, x: &[f32], bases: &[usize], count: usize, piece: &mut [f32]) {
+    math::widest!(reduce_rows_portable(op, x, bases, count, piece))
+}
+
+#[inline(always)]
+fn reduce_rows_portable(op: ReduceOp, x: &[f32], bases: &[usize], count: usize, out: &mut [f32]) {
+    for (o, &base) in out.iter_mut().zip(bases) {
+        let row = &x[base..base + count];
+        *o = match op {
+            ReduceOp::Max => extreme_lanes(row, true),
+            ReduceOp::Min => extreme_lanes(row, false),
+            ReduceOp::Mean => (sum_lanes(row) / count as f64) as f32,
+            ReduceOp::Sum => sum_lanes(row) as f32,
+        };
+    }
+}
+
+/// Softmax rows `piece` (rows of `len`), row `r` read from `x` at `bases[r] + j * si`; compiled
+/// for the widest vector unit (`math::widest!`).
+fn softmax_rows(x: &[f32], si: usize, bases: &[usize], log: bool, piece: &mut [f32], len: usize) {
+    math::widest!(softmax_rows_portable(x, si, bases, log, piece, len))
+}
+
+#[inline(always)]
+fn softmax_rows_portable(
+    x: &[f32],
+    si: usize,
+    bases: &[usize],
+    log: bool,
+    piece: &mut [f32],
+    len: usize,
+) {
+    let mut exps = vec![0f32; len];
+    for (dst, &bi) in piece.chunks_mut(len).zip(bases) {
+        if si == 1 {
+            dst.copy_from_slice(&x[bi..bi + len]);
+        } else {
+            for (j, r) in dst.iter_mut().enumerate() {
+                *r = x[bi + j * si];
+            }
+        }
+        // Each pass a loop that vectorizes: the max, exp once per element, the sum in f64,
+        // then one multiplication by the f64 reciprocal (no division per element).
+        let m = extreme_lanes(dst, true);
+        for (e, &v) in exps.iter_mut().zip(dst.iter()) {
+            *e = math::exp(v - m);
+        }
+        let sum = sum_lanes(&exps);
+        if log {
+            let lse = sum.ln() as f32;
+            for r in dst.iter_mut() {
+                *r = *r - m - lse;
+            }
+        } else {
+            let inv = 1.0 / sum;
+            for (r, &e) in dst.iter_mut().zip(&exps) {
+                *r = (e as f64 * inv) as f32;
+            }
+        }
+    }
+}
+
 /// For each row along `axis`: `exp(x - max) / Σ exp(x - max)` (or its log). Rows are computed
 /// in parallel pieces natively, into a rows-last buffer that is the output when `axis` is the
 /// last dimension (else one scatter into place).
@@ -216,30 +283,7 @@ pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec
     for_each_offsets([&outer_in], |[b]| bases.push(b));
     let mut rows = super::buffers::zeroed(layout.numel());
     par_rows(&mut rows, len, 4 * len, |first, piece| {
-        let mut exps = vec![0f32; len];
-        for (dst, &bi) in piece.chunks_mut(len).zip(&bases[first..]) {
-            for (j, r) in dst.iter_mut().enumerate() {
-                *r = x[bi + j * si];
-            }
-            // Each pass a loop that vectorizes: the max, exp once per element, the sum in f64,
-            // then one multiplication by the f64 reciprocal (no division per element).
-            let m = max_lanes(dst);
-            for (e, &v) in exps.iter_mut().zip(dst.iter()) {
-                *e = math::exp(v - m);
-            }
-            let sum = sum_lanes(&exps);
-            if log {
-                let lse = sum.ln() as f32;
-                for r in dst.iter_mut() {
-                    *r = *r - m - lse;
-                }
-            } else {
-                let inv = 1.0 / sum;
-                for (r, &e) in dst.iter_mut().zip(&exps) {
-                    *r = (e as f64 * inv) as f32;
-                }
-            }
-        }
+        softmax_rows(x, si, &bases[first..], log, piece, len)
     });
     if axis + 1 == layout.shape.len() {
         return rows;
