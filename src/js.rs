@@ -112,8 +112,11 @@ impl RawEngine {
             crate::graph::eval::evaluate(&refs).map_err(|e| JsValue::from(err(e)))?;
             let out = js_sys::Array::new();
             for t in &ts {
-                let v = t.to_vec_async().await.map_err(|e| JsValue::from(err(e)))?;
-                out.push(&js_sys::Float32Array::from(v.as_slice()));
+                let a = t
+                    .read_with(|d: &[f32]| js_sys::Float32Array::from(d))
+                    .await
+                    .map_err(|e| JsValue::from(err(e)))?;
+                out.push(&a);
             }
             Ok(out.into())
         })
@@ -280,8 +283,11 @@ impl RawTensor {
     pub fn data(&self) -> js_sys::Promise {
         let t = self.t.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let v = t.to_vec_async().await.map_err(|e| JsValue::from(err(e)))?;
-            Ok(js_sys::Float32Array::from(v.as_slice()).into())
+            let a = t
+                .read_with(|d: &[f32]| js_sys::Float32Array::from(d))
+                .await
+                .map_err(|e| JsValue::from(err(e)))?;
+            Ok(a.into())
         })
     }
 }

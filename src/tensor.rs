@@ -119,6 +119,24 @@ impl Tensor {
         pollster::block_on(self.to_vec_async())
     }
 
+    /// Evaluates (if needed) and hands the elements, row-major, to `f`: in place when the
+    /// backend keeps them in host memory in that order (one copy fewer than
+    /// [`Tensor::to_vec_async`] for a reader that copies them anyway, such as the JS binding).
+    #[allow(dead_code)]
+    pub(crate) async fn read_with<R>(&self, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        crate::graph::eval::evaluate(&[self])?;
+        let value = self
+            .0
+            .cached()
+            .ok_or_else(|| Error::device("internal: evaluated tensor has no value"))?;
+        let backend = self.0.device.backend();
+        if let Some(data) = backend.host_slice(&value) {
+            return Ok(f(data));
+        }
+        let v = backend.read(&value, self.0.device.config()).await?;
+        Ok(f(&v))
+    }
+
     /// Evaluates (if needed) and reads the elements back; works on every target.
     pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
         crate::graph::eval::evaluate(&[self])?;

@@ -111,4 +111,20 @@ pub(crate) trait Backend: MaybeSendSync {
     }
     /// Reads a value back in row-major order of its layout's shape.
     fn read<'a>(&'a self, value: &'a Value, cfg: &'a Config) -> BoxFuture<'a, Result<Vec<f32>>>;
+    /// The elements of `value` in place, row-major, when they are in host memory in that order
+    /// (a reader can copy them once, straight to where it wants them); `None` otherwise.
+    fn host_slice<'a>(&self, _value: &'a Value) -> Option<&'a [f32]> {
+        None
+    }
+}
+
+/// The `layout.numel()` elements from `layout.offset` of `data`, when `layout` is contiguous.
+pub(crate) fn contiguous_slice<'a>(
+    data: &'a [f32],
+    layout: &crate::shape::Layout,
+) -> Option<&'a [f32]> {
+    layout
+        .is_contiguous()
+        .then(|| data.get(layout.offset..layout.offset + layout.numel()))
+        .flatten()
 }

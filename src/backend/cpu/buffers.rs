@@ -10,8 +10,13 @@ use std::sync::Mutex;
 
 /// Buffers smaller than this (64 KiB) are not pooled: the allocator serves them from its heap.
 const MIN_ELEMS: usize = 1 << 14;
-/// At most this many bytes wait in the pool.
-const MAX_BYTES: usize = 256 << 20;
+/// At most this many bytes wait in the pool (natively: two buffers of 64M elements, an output
+/// and the copy read back from it).
+const MAX_BYTES: usize = if cfg!(target_arch = "wasm32") {
+    256 << 20
+} else {
+    512 << 20
+};
 
 struct Pool {
     free: Vec<Vec<f32>>,

@@ -249,7 +249,7 @@ fn softmax_rows_portable(
             }
         }
         // Each pass a loop that vectorizes: the max, exp once per element, the sum in f64,
-        // then one multiplication by the f64 reciprocal (no division per element).
+        // then one multiplication by the reciprocal (no division per element).
         let m = extreme_lanes(dst, true);
         for (e, &v) in exps.iter_mut().zip(dst.iter()) {
             *e = math::exp(v - m);
@@ -261,9 +261,10 @@ fn softmax_rows_portable(
                 *r = *r - m - lse;
             }
         } else {
-            let inv = 1.0 / sum;
+            // (1/Σ rounded to f32, then one f32 product: within 1 ulp of e/Σ.)
+            let inv = (1.0 / sum) as f32;
             for (r, &e) in dst.iter_mut().zip(&exps) {
-                *r = (e as f64 * inv) as f32;
+                *r = e * inv;
             }
         }
     }

@@ -124,6 +124,11 @@ impl Backend for CpuBackend {
         })
     }
 
+    fn host_slice<'a>(&self, value: &'a Value) -> Option<&'a [f32]> {
+        let (data, layout) = host(value).ok()?;
+        super::contiguous_slice(data, layout)
+    }
+
     fn read<'a>(&'a self, value: &'a Value, _cfg: &'a Config) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let (data, layout) = host(value)?;

@@ -307,6 +307,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         self.ctx.check_errors()
     }
 
+    fn host_slice<'a>(&self, value: &'a Value) -> Option<&'a [f32]> {
+        let host = gpu(value).ok()?.host()?;
+        super::contiguous_slice(host, &value.layout)
+    }
+
     fn read<'a>(&'a self, value: &'a Value, cfg: &'a Config) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let n = value.layout.numel();
