@@ -11,10 +11,27 @@ use super::pipelines::Pipelines;
 use crate::codegen::KernelDesc;
 use crate::config::Stats;
 
-/// Work for the compiler: one specialized pipeline.
+/// Work for the compiler: one specialized pipeline, of a description or (natively) of the hot
+/// index on disk.
 struct Job {
-    desc: KernelDesc,
+    what: What,
     stats: Arc<Mutex<Stats>>,
+}
+
+enum What {
+    Specialized(KernelDesc),
+    #[cfg(not(target_arch = "wasm32"))]
+    Prewarm(super::hot::HotKernel),
+}
+
+impl Job {
+    async fn run(&self, ctx: &Context, pipelines: &Pipelines) {
+        match &self.what {
+            What::Specialized(desc) => pipelines.compile_specialized(ctx, desc, &self.stats).await,
+            #[cfg(not(target_arch = "wasm32"))]
+            What::Prewarm(k) => pipelines.compile_prewarm(ctx, k, &self.stats).await,
+        }
+    }
 }
 
 pub(crate) struct Compiler {
@@ -42,7 +59,31 @@ impl Compiler {
         descs: Vec<KernelDesc>,
         stats: Arc<Mutex<Stats>>,
     ) {
-        if descs.is_empty() {
+        let jobs = descs.into_iter().map(What::Specialized).collect();
+        self.queue_jobs(ctx, pipelines, jobs, stats);
+    }
+
+    /// Queues the compiles of the hot index's kernels (natively).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn prewarm(
+        &self,
+        ctx: &Arc<Context>,
+        pipelines: &Arc<Pipelines>,
+        kernels: Vec<super::hot::HotKernel>,
+        stats: Arc<Mutex<Stats>>,
+    ) {
+        let jobs = kernels.into_iter().map(What::Prewarm).collect();
+        self.queue_jobs(ctx, pipelines, jobs, stats);
+    }
+
+    fn queue_jobs(
+        &self,
+        ctx: &Arc<Context>,
+        pipelines: &Arc<Pipelines>,
+        jobs: Vec<What>,
+        stats: Arc<Mutex<Stats>>,
+    ) {
+        if jobs.is_empty() {
             return;
         }
         #[cfg(not(target_arch = "wasm32"))]
@@ -55,9 +96,7 @@ impl Compiler {
                     .name("tmath-compile".into())
                     .spawn(move || {
                         for job in rx {
-                            pollster::block_on(
-                                pipelines.compile_specialized(&ctx, &job.desc, &job.stats),
-                            );
+                            pollster::block_on(job.run(&ctx, &pipelines));
                         }
                     });
                 if started.is_err() {
@@ -66,9 +105,9 @@ impl Compiler {
                 }
                 tx
             });
-            for desc in descs {
+            for what in jobs {
                 let _ = sender.send(Job {
-                    desc,
+                    what,
                     stats: stats.clone(),
                 });
             }
@@ -78,8 +117,8 @@ impl Compiler {
             let idle = self.queue.borrow().is_empty();
             self.queue
                 .borrow_mut()
-                .extend(descs.into_iter().map(|desc| Job {
-                    desc,
+                .extend(jobs.into_iter().map(|what| Job {
+                    what,
                     stats: stats.clone(),
                 }));
             if idle {
@@ -91,9 +130,7 @@ impl Compiler {
                         let Some(job) = queue.borrow_mut().pop_front() else {
                             break;
                         };
-                        pipelines
-                            .compile_specialized(&ctx, &job.desc, &job.stats)
-                            .await;
+                        job.run(&ctx, &pipelines).await;
                     }
                 });
             }

@@ -37,6 +37,15 @@ impl WgpuBackend {
         if cfg.jit() != JitMode::Adaptive {
             return Self::fixed_variant(cfg);
         }
+        // The first adaptive evaluation starts compiling the newest kernels of the hot index
+        // (kernels that were hot in earlier processes) in the background.
+        #[cfg(not(target_arch = "wasm32"))]
+        self.compiler.prewarm(
+            &self.ctx,
+            &self.pipelines,
+            self.pipelines.take_prewarm(),
+            cfg.stats_handle(),
+        );
         let (variant, hot) = self.pipelines.choose(descs);
         self.compiler
             .request(&self.ctx, &self.pipelines, hot, cfg.stats_handle());

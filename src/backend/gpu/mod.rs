@@ -15,6 +15,8 @@
 mod compiler;
 mod context;
 mod executor;
+#[cfg(not(target_arch = "wasm32"))]
+mod hot;
 mod pipelines;
 mod pool;
 mod profiler;

@@ -82,9 +82,31 @@ struct Cache {
     tick: u64,
     bytes: u64,
     budget: u64,
+    /// The hot kernels on disk (natively, unless disabled).
+    #[cfg(not(target_arch = "wasm32"))]
+    hot: Option<super::hot::HotIndex>,
 }
 
 impl Cache {
+    /// Moves the pipelines compiled from the hot index for any of `descs` into the cache
+    /// (ready as specialized); a no-op once none wait.
+    #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
+    fn adopt_prewarmed(&mut self, descs: &[KernelDesc]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        for d in descs {
+            let Some(hot) = self.hot.as_mut() else { return };
+            if hot.prewarmed.is_empty() {
+                return;
+            }
+            if self.ready.contains(d) {
+                continue;
+            }
+            if let Some((p, bytes)) = hot.prewarmed.remove(&super::hot::fingerprint(d)) {
+                self.insert(Key::Specialized(d.clone()), p, bytes);
+            }
+        }
+    }
+
     fn get(&mut self, key: &Key) -> Option<Arc<wgpu::ComputePipeline>> {
         self.tick += 1;
         let tick = self.tick;
@@ -196,6 +218,12 @@ impl Pipelines {
                 tick: 0,
                 bytes: 0,
                 budget,
+                #[cfg(not(target_arch = "wasm32"))]
+                hot: (std::env::var("TMATH_PIPELINE_CACHE").map_or(true, |v| v != "off")
+                    && std::env::var("TMATH_HOT_KERNELS").map_or(true, |v| v != "off"))
+                .then(cache_dir)
+                .flatten()
+                .map(|dir| super::hot::HotIndex::open(dir, &ctx.info)),
             }),
             layouts: Mutex::default(),
             #[cfg(not(target_arch = "wasm32"))]
@@ -306,7 +334,11 @@ impl Pipelines {
             }
         };
         if cached {
-            if let Some(pipeline) = lock(&self.cache).get(&key) {
+            let mut cache = lock(&self.cache);
+            if !generic {
+                cache.adopt_prewarmed(std::slice::from_ref(desc));
+            }
+            if let Some(pipeline) = cache.get(&key) {
                 cfg.record(|s| s.cache_hits += 1);
                 return Ok(Compiled { pipeline, meta });
             }
@@ -401,6 +433,7 @@ impl Pipelines {
     /// without a specialized pipeline are returned, for compiling off the caller's path.
     pub fn choose(&self, descs: &[KernelDesc]) -> (Variant, Vec<KernelDesc>) {
         let mut cache = lock(&self.cache);
+        cache.adopt_prewarmed(descs);
         if descs.iter().all(|d| cache.ready.contains(d)) {
             return (Variant::Specialized, vec![]);
         }
@@ -416,7 +449,16 @@ impl Pipelines {
                 }
                 None => {
                     cache.seen.insert(d.clone(), 1);
-                    1
+                    // A kernel that was hot in an earlier process is hot on first sight.
+                    #[cfg(not(target_arch = "wasm32"))]
+                    if let Some(hot) = &cache.hot {
+                        if !hot.known_hot.is_empty()
+                            && hot.known_hot.contains(&super::hot::fingerprint(d))
+                        {
+                            cache.seen.insert(d.clone(), 2);
+                        }
+                    }
+                    cache.seen[d]
                 }
             };
             let is_hot = n >= 2 || crate::shape::numel(&d.out_shape) >= HOT_ELEMENTS;
@@ -438,10 +480,16 @@ impl Pipelines {
         stats: &Mutex<crate::config::Stats>,
     ) {
         let key = Key::Specialized(desc.clone());
-        if lock(&self.cache).entries.contains_key(&key) {
-            return;
+        {
+            let mut cache = lock(&self.cache);
+            cache.adopt_prewarmed(std::slice::from_ref(desc));
+            if cache.entries.contains_key(&key) {
+                return;
+            }
         }
         let source = codegen::render(desc, Variant::Specialized).text;
+        #[cfg(not(target_arch = "wasm32"))]
+        let text = source.clone();
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let (pipeline, bytes, dt) =
             self.compile(ctx, source, desc.launch().bindings, false, desc.trusted());
@@ -455,8 +503,52 @@ impl Pipelines {
         let mut cache = lock(&self.cache);
         if !failed {
             cache.insert(key, pipeline, bytes);
+            #[cfg(not(target_arch = "wasm32"))]
+            if let Some(hot) = cache.hot.as_mut() {
+                hot.record(super::hot::HotKernel {
+                    fingerprint: super::hot::fingerprint(desc),
+                    bindings: desc.launch().bindings,
+                    trusted: desc.trusted(),
+                    text,
+                });
+            }
         }
         cache.requested.remove(desc);
+    }
+
+    /// The hot index's kernels still to compile (once per process; natively).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn take_prewarm(&self) -> Vec<super::hot::HotKernel> {
+        lock(&self.cache)
+            .hot
+            .as_mut()
+            .map(|h| h.take_pending())
+            .unwrap_or_default()
+    }
+
+    /// Compiles a kernel of the hot index (background work, counted in `stats`), kept until its
+    /// description is first asked for. A compile that fails is dropped.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn compile_prewarm(
+        &self,
+        ctx: &Context,
+        k: &super::hot::HotKernel,
+        stats: &Mutex<crate::config::Stats>,
+    ) {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let (pipeline, bytes, dt) = self.compile(ctx, k.text.clone(), k.bindings, false, k.trusted);
+        let failed = scope.pop().await.is_some();
+        {
+            let mut s = lock(stats);
+            s.compiles += 1;
+            s.background_compiles += 1;
+            s.compile_time += dt;
+        }
+        if !failed {
+            if let Some(hot) = lock(&self.cache).hot.as_mut() {
+                hot.prewarmed.insert(k.fingerprint, (pipeline, bytes));
+            }
+        }
     }
 
     /// The on-disk pipeline cache to compile through (marked as changed), if any.
@@ -475,7 +567,26 @@ impl Pipelines {
         if let Some(d) = &self.disk {
             d.save();
         }
+        if let Some(hot) = lock(&self.cache).hot.as_mut() {
+            hot.save();
+        }
     }
+}
+
+/// Where the caches on disk live: `$TMATH_CACHE_DIR`, else `$XDG_CACHE_HOME/tmath`, else
+/// `~/.cache/tmath`.
+#[cfg(not(target_arch = "wasm32"))]
+fn cache_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("TMATH_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
+                })
+                .map(|d| d.join("tmath"))
+        })
 }
 
 /// wgpu's `PipelineCache` loaded from and saved to a file keyed by adapter and driver
@@ -492,17 +603,7 @@ struct DiskCache {
 impl DiskCache {
     fn open(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> Option<DiskCache> {
         let key = wgpu::util::pipeline_cache_key(info)?;
-        let dir = std::env::var_os("TMATH_CACHE_DIR")
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("XDG_CACHE_HOME")
-                    .map(std::path::PathBuf::from)
-                    .or_else(|| {
-                        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
-                    })
-                    .map(|d| d.join("tmath"))
-            })?;
-        let path = dir.join(key);
+        let path = cache_dir()?.join(key);
         let data = std::fs::read(&path).ok();
         // SAFETY: the data was written by `get_data` of a cache for the same adapter and driver
         // (the file name is wgpu's key for both); `fallback: true` makes wgpu start empty when

@@ -264,6 +264,11 @@ fn run_case(
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
+    // The adaptive rows measure a fresh process: no hot kernels of earlier runs on disk (set
+    // TMATH_HOT_KERNELS=on to measure with them).
+    if std::env::var_os("TMATH_HOT_KERNELS").is_none() {
+        std::env::set_var("TMATH_HOT_KERNELS", "off");
+    }
     #[cfg(not(feature = "mlx"))]
     if args.requires("mlx") {
         eprintln!(
