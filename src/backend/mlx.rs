@@ -63,13 +63,53 @@ struct Program {
     inputs: Vec<Vec<usize>>,
     steps: Vec<Step>,
     outputs: Vec<Slot>,
+    /// A key of a shapeless trace (see [`Program::shapeless_key`]).
+    shapeless: bool,
 }
 
 impl Program {
     fn has_svd(&self) -> bool {
         self.steps.iter().any(|s| matches!(s.op, Op::Svd { .. }))
     }
+
+    /// Whether MLX's shapeless compile (one trace for every shape of the structure) is valid:
+    /// no step that writes a shape into the trace (reshape, broadcast_to, full, slice; SVDs run
+    /// eagerly anyway), no empty input (softmax takes another branch there), and at most
+    /// [`SHAPELESS_MAX_STEPS`] steps. The inputs are given their shapes before the call, so
+    /// the trace reshapes nothing either.
+    fn shapeless_ok(&self) -> bool {
+        !self.steps.iter().any(|s| {
+            matches!(
+                s.op,
+                Op::Svd { .. } | Op::Full { .. } | Op::Expand | Op::Reshape | Op::Slice { .. }
+            )
+        }) && self.inputs.iter().all(|s| !s.contains(&0))
+            && self.steps.len() <= SHAPELESS_MAX_STEPS
+    }
+
+    /// The key of a shapeless trace: every size above 1 written as 2. Sizes are data there;
+    /// which are 1 decides broadcasting, so that stays in the key.
+    fn shapeless_key(&self) -> Program {
+        let squash = |s: &[usize]| s.iter().map(|&d| d.min(2)).collect::<Vec<_>>();
+        Program {
+            inputs: self.inputs.iter().map(|s| squash(s)).collect(),
+            steps: self
+                .steps
+                .iter()
+                .map(|s| Step {
+                    shape: squash(&s.shape),
+                    ..s.clone()
+                })
+                .collect(),
+            outputs: self.outputs.clone(),
+            shapeless: true,
+        }
+    }
 }
+
+/// Programs longer than this are traced per shape: MLX's shapeless trace recurses along the
+/// graph (a 10,000-op chain overflowed the worker's stack), the per-shape one does not.
+const SHAPELESS_MAX_STEPS: usize = 512;
 
 /// Everything MLX, owned by the worker thread.
 struct State {
@@ -190,7 +230,13 @@ fn run_program(
 ) -> std::result::Result<Vec<Array>, Exception> {
     let mut slots: Vec<Array> = Vec::with_capacity(inputs.len() + p.steps.len());
     for (a, shape) in inputs.iter().zip(&p.inputs) {
-        slots.push(a.reshape(&dims(shape))?);
+        // (No reshape where the array has the shape already: a shapeless trace must not
+        // record one.)
+        if a.shape() == dims(shape).as_slice() {
+            slots.push(a.clone());
+        } else {
+            slots.push(a.reshape(&dims(shape))?);
+        }
     }
     for step in &p.steps {
         let v = apply(step, &slots)?;
@@ -208,7 +254,7 @@ impl State {
     }
 
     fn run(&mut self, p: Program, input_ids: &[u64], jit: JitMode, profile: bool) -> Result<Ran> {
-        let inputs = input_ids
+        let mut inputs = input_ids
             .iter()
             .map(|id| {
                 self.arrays
@@ -227,7 +273,20 @@ impl State {
         };
         let t0 = Instant::now();
         let outs = if jit.caches() && !p.has_svd() {
-            let key = p.clone();
+            // The adaptive mode traces once per structure where MLX's shapeless compile is
+            // valid: a new shape of it neither retraces nor recompiles.
+            let shapeless = jit == JitMode::Adaptive && p.shapeless_ok();
+            let key = if shapeless {
+                // Uploads are flat: shaped here (a view), outside the trace.
+                for (a, shape) in inputs.iter_mut().zip(&p.inputs) {
+                    if a.shape() != dims(shape).as_slice() {
+                        *a = a.reshape(&dims(shape)).map_err(|e| mlx_err("reshape", e))?;
+                    }
+                }
+                p.shapeless_key()
+            } else {
+                p.clone()
+            };
             let t_compile = Instant::now();
             let outs = match self.compiled.get_mut(&key) {
                 Some(f) => {
@@ -238,7 +297,7 @@ impl State {
                     let prog = p.clone();
                     let mut f: CompiledFn = Box::new(mlx_rs::transforms::compile::compile(
                         move |xs: &[Array]| run_program(&prog, xs, |_| Ok(())),
-                        false,
+                        shapeless,
                     ));
                     let outs = f(&inputs);
                     ran.compiled = true;
@@ -418,6 +477,7 @@ fn lower(p: &Lowered) -> Result<(Program, Vec<u64>)> {
                 .copied()
                 .filter(|&r| r >= p.inputs.len())
                 .collect(),
+            shapeless: false,
         },
         input_ids,
     ))
