@@ -5,11 +5,11 @@
 //   node bench/peer.mjs [--full] [--backends cpu,webgpu] [--out DIR]
 // Writes DIR/bench-peer.json (the report schema) and prints the table (median ms per call).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, extname, join, normalize, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { serve } from "../e2e/serve.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const web = resolve(here, "..");
@@ -24,19 +24,7 @@ if (!existsSync(join(peerDir, "node_modules", "@tensorflow", "tfjs-backend-wasm"
 }
 const { chromium: pw } = createRequire(join(peerDir, "package.json"))("playwright-core");
 
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
-const server = createServer((req, res) => {
-  let file = join(web, normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)));
-  if (!file.startsWith(web)) return res.writeHead(403).end();
-  try {
-    if (statSync(file).isDirectory()) file = join(file, "index.html");
-    res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
-    res.end(readFileSync(file));
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+const site = await serve(web);
 const browser = await pw.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -47,7 +35,7 @@ try {
   page.on("pageerror", (e) => console.log(`[pageerror] ${e.message}`));
   const q = new URLSearchParams({ peer: "tfjs", backends: arg("--backends") || "cpu" });
   if (process.argv.includes("--full")) q.set("full", "1");
-  await page.goto(`http://127.0.0.1:${server.address().port}/bench/index.html?${q}`);
+  await page.goto(`${site.url}/bench/index.html?${q}`);
   await page.waitForFunction(() => window.__bench, null, { timeout: 1_800_000 });
   const rep = await page.evaluate(() => window.__bench);
   if (rep.error) throw new Error(rep.error);
@@ -60,5 +48,5 @@ try {
   console.log(`report: ${join(out, "bench-peer.json")}`);
 } finally {
   await browser.close();
-  server.close();
+  site.server.close();
 }

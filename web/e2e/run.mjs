@@ -11,11 +11,11 @@
 // Usage: node e2e/run.mjs [--out DIR] [--report report.html]   (from web/, after `npm run build`)
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, extname, join, normalize, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { serve } from "./serve.mjs";
 import { gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -69,23 +69,6 @@ void [z, d, s];
 sh(join(project, "node_modules", ".bin", "tsc"), ["--noEmit", "--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext", "--lib", "es2022,dom", "types-check.ts"], project);
 console.log("ok   types: a strict TypeScript consumer compiles against index.d.ts + pkg/ops.d.ts");
 const { chromium: pw } = createRequire(join(project, "package.json"))("playwright-core");
-
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css", ".png": "image/png" };
-function serve(root) {
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
-    let file = join(root, path);
-    if (!file.startsWith(root)) return res.writeHead(403).end();
-    try {
-      if (statSync(file).isDirectory()) file = join(file, "index.html");
-      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
-      res.end(readFileSync(file));
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  return new Promise((ok) => server.listen(0, "127.0.0.1", () => ok({ server, url: `http://127.0.0.1:${server.address().port}` })));
-}
 
 const browser = await pw.launch({
   executablePath: chromium,

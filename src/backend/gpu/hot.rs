@@ -116,19 +116,7 @@ impl HotIndex {
         all.retain(|o| self.known.iter().all(|k| k.fingerprint != o.fingerprint));
         all.extend(self.known.iter().cloned());
         let skip = all.len().saturating_sub(MAX_KERNELS);
-        let text = write(&all[skip..]);
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let ok = self
-            .path
-            .parent()
-            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-            && std::fs::write(&tmp, text).is_ok()
-            && std::fs::rename(&tmp, &self.path).is_ok();
-        if !ok {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        super::pipelines::write_atomically(&self.path, write(&all[skip..]).as_bytes());
     }
 }
 

@@ -627,21 +627,24 @@ impl DiskCache {
         if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let Some(data) = self.cache.get_data() else {
-            return;
-        };
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let ok = self
-            .path
-            .parent()
-            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-            && std::fs::write(&tmp, &data).is_ok()
-            && std::fs::rename(&tmp, &self.path).is_ok();
-        if !ok {
-            let _ = std::fs::remove_file(&tmp);
+        if let Some(data) = self.cache.get_data() {
+            write_atomically(&self.path, &data);
         }
+    }
+}
+
+/// Writes `data` to `path` through a temporary file and a rename (a reader never sees half a
+/// file), making the folder if needed; on failure nothing is left behind.
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn write_atomically(path: &std::path::Path, data: &[u8]) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let ok = path
+        .parent()
+        .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+        && std::fs::write(&tmp, data).is_ok()
+        && std::fs::rename(&tmp, path).is_ok();
+    if !ok {
+        let _ = std::fs::remove_file(&tmp);
     }
 }
 
