@@ -95,6 +95,19 @@ fn tm_exp(x: f32) -> f32 {
     return tm_keepnan(x, e);
 }
 
+// exp for x ≤ 0 (callers keep NaN apart): tm_exp's reduction and polynomial with 2ⁿ as one
+// power of two (n ≥ −126); 0 below −87 (results under 2⁻¹²⁶, which GPUs may flush anyway). The
+// CPU's math::exp_nonpos (which rounds by adding 1.5·2²³: shader compilers may fold that away).
+fn tm_exp_nonpos(x: f32) -> f32 {
+    let c = select(x, -87.0, x < -87.0);
+    let n = floor(c * 1.44269504088896341 + 0.5);
+    var r = c - n * 0.693359375;
+    r = r - n * -2.12194440e-4;
+    let rr = r * r;
+    let p = (((((1.9875691500e-4 * r + 1.3981999507e-3) * r + 8.3334519073e-3) * r + 4.1665795894e-2) * r + 1.6666665459e-1) * r + 5.0000001201e-1) * rr + r + 1.0;
+    return select(p * bitcast<f32>(u32(i32(n) + 127) << 23u), 0.0, x < -87.0);
+}
+
 // Out of their domain, WGSL's log and sqrt are indeterminate (SwiftShader: log(-1) = 0).
 fn tm_log(x: f32) -> f32 {
     if (x == 0.0) {
@@ -195,19 +208,20 @@ fn tm_cos(x: f32) -> f32 {
 
 fn tm_sigmoid(x: f32) -> f32 {
     // exp of a non-positive argument only: no inf/inf.
-    let e = tm_exp(-abs(x));
+    let e = tm_exp_nonpos(-abs(x));
     return tm_keepnan(x, select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0));
 }
 
 // tanh of our own (Cephes' tanhf): an odd polynomial below 0.625, where builtins that go
 // through (e²ˣ − 1)/(e²ˣ + 1) lose every digit to cancellation (llvmpipe: 6% relative at
-// small x), and 1 − 2/(e²ˣ + 1) above, up to 10: tanh(x) rounds to ±1 in f32 from 9.01 on
+// small x), and (1 − e⁻²ˣ)/(1 + e⁻²ˣ) above, up to 10: tanh(x) rounds to ±1 in f32 from 9.01 on
 // (a clamp at 9 gave 1 − 6e-8, and gelu_tanh(−28) = −8e-7 instead of 0: found by the fuzzer).
 fn tm_tanh(x: f32) -> f32 {
     let a = min(abs(x), 10.0);
     let z = a * a;
     let small = ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z + 1.33314422036e-1) * z - 3.33332819422e-1) * z * a + a;
-    let large = 1.0 - 2.0 / (tm_exp(2.0 * a) + 1.0);
+    let e = tm_exp_nonpos(-2.0 * a);
+    let large = (1.0 - e) / (1.0 + e);
     let t = select(large, small, a < 0.625);
     return select(select(t, -t, x < 0.0), x, tm_isnan(x));
 }
@@ -221,14 +235,23 @@ fn tm_erf(x: f32) -> f32 {
         + z * 0.00007853861353153693))))));
     // Otherwise Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (erf ≥ 0.84 there).
     let a = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * a);
-    let p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let y = 1.0 - p * tm_exp(-a * a);
+    let y = 1.0 - tm_erfc_nonneg(a);
     return select(select(y, -y, x < 0.0), small, a < 1.0);
 }
 
+// erfc(a) for a ≥ 0: Abramowitz & Stegun 7.1.26, t·P(t)·e^(−a²) with t = 1/(1 + p·a), within
+// 1.5e-7 absolute on the whole half-line.
+fn tm_erfc_nonneg(a: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    return p * tm_exp_nonpos(-a * a);
+}
+
+// x·Φ(x) with Φ(−|x|) = ½·erfc(|x|/√2): one branch-free formula, x·(1 − Φ(−x)) for x ≥ 0 and
+// x·Φ(−|x|) below (no 1 + erf cancellation in the negative tail). The CPU's math::gelu.
 fn tm_gelu(x: f32) -> f32 {
-    return 0.5 * x * (1.0 + tm_erf(x * 0.70710678118654752));
+    let h = 0.5 * tm_erfc_nonneg(abs(x) * 0.70710678118654752);
+    return x * select(h, 1.0 - h, x >= 0.0);
 }
 
 fn tm_gelu_tanh(x: f32) -> f32 {

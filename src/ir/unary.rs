@@ -133,7 +133,7 @@ impl UnaryOp {
                     x.max(0.0)
                 }
             }
-            UnaryOp::Gelu => 0.5 * x * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2)),
+            UnaryOp::Gelu => math::gelu(x),
             UnaryOp::GeluTanh => {
                 0.5 * x * (1.0 + math::tanh(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
             }

@@ -159,4 +159,20 @@ pub async fn softmax_stable(dev: &Device) {
     );
     let sums = read(&t.softmax(1).unwrap().sum(&[1], false).unwrap(), &[2]).await;
     assert_close("softmax rows sum to 1", &sums, &[1.0, 1.0], 1e-5, 0.0);
+    // Relative accuracy on wide rows (terms down to e⁻⁴⁰ of the largest): rounding x − max to
+    // f32 alone moves exp by up to 40·2⁻²⁴ ≈ 2.4e-6 relative; then a few ulp of exp and the
+    // sum's rounding (MLX: its own exp, about |x|·2⁻²⁴ more).
+    let shape = [8, 1024];
+    let (x, d) = rand_tensor(dev, &shape, 37, -20.0, 20.0);
+    let rtol = if dev.backend_name() == "mlx" {
+        2e-5
+    } else {
+        4e-6
+    };
+    let got = read(&x.softmax(1).unwrap(), &shape).await;
+    let want = ref_softmax(&d, &shape, 1, false);
+    assert_close("softmax, wide rows", &got, &want, 0.0, rtol);
+    let got = read(&x.log_softmax(1).unwrap(), &shape).await;
+    let want = ref_softmax(&d, &shape, 1, true);
+    assert_close("log_softmax, wide rows", &got, &want, 2e-6, 2e-7);
 }

@@ -239,32 +239,41 @@ fn softmax_rows_portable(
     piece: &mut [f32],
     len: usize,
 ) {
-    let mut exps = vec![0f32; len];
+    let mut gathered = if si == 1 { Vec::new() } else { vec![0f32; len] };
     for (dst, &bi) in piece.chunks_mut(len).zip(bases) {
-        if si == 1 {
-            dst.copy_from_slice(&x[bi..bi + len]);
+        let row: &[f32] = if si == 1 {
+            &x[bi..bi + len]
         } else {
-            for (j, r) in dst.iter_mut().enumerate() {
+            for (j, r) in gathered.iter_mut().enumerate() {
                 *r = x[bi + j * si];
             }
+            &gathered
+        };
+        // Each pass a loop that vectorizes: the max, exp once per element into the output,
+        // the sum in f64, then one multiplication by the reciprocal (no division per element).
+        let m = extreme_lanes(row, true);
+        if m.is_finite() {
+            // Every x − m is ≤ 0 or −inf (not NaN): the lean exp.
+            for (e, &v) in dst.iter_mut().zip(row) {
+                *e = math::exp_nonpos(v - m);
+            }
+        } else {
+            // A NaN or an infinity in the row: IEEE's answer (NaN), through the full exp.
+            for (e, &v) in dst.iter_mut().zip(row) {
+                *e = math::exp(v - m);
+            }
         }
-        // Each pass a loop that vectorizes: the max, exp once per element, the sum in f64,
-        // then one multiplication by the reciprocal (no division per element).
-        let m = extreme_lanes(dst, true);
-        for (e, &v) in exps.iter_mut().zip(dst.iter()) {
-            *e = math::exp(v - m);
-        }
-        let sum = sum_lanes(&exps);
+        let sum = sum_lanes(dst);
         if log {
             let lse = sum.ln() as f32;
-            for r in dst.iter_mut() {
-                *r = *r - m - lse;
+            for (r, &v) in dst.iter_mut().zip(row) {
+                *r = v - m - lse;
             }
         } else {
             // (1/Σ rounded to f32, then one f32 product: within 1 ulp of e/Σ.)
             let inv = (1.0 / sum) as f32;
-            for (r, &e) in dst.iter_mut().zip(&exps) {
-                *r = e * inv;
+            for r in dst.iter_mut() {
+                *r *= inv;
             }
         }
     }
