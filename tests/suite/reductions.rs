@@ -175,4 +175,11 @@ pub async fn softmax_stable(dev: &Device) {
     let got = read(&x.log_softmax(1).unwrap(), &shape).await;
     let want = ref_softmax(&d, &shape, 1, true);
     assert_close("log_softmax, wide rows", &got, &want, 2e-6, 2e-7);
+    // A −inf term weighs 0; a NaN anywhere in a row makes the whole row NaN.
+    let (ni, nan) = (f32::NEG_INFINITY, f32::NAN);
+    let row = vec![1.0, ni, 2.0, 0.5, 3.0, nan, -1.0, 2.0];
+    let t = Tensor::from_vec(row.clone(), &[2, 4], dev).unwrap();
+    let got = read(&t.softmax(1).unwrap(), &[2, 4]).await;
+    let want = ref_softmax(&row, &[2, 4], 1, false);
+    assert_close("softmax with −inf and NaN", &got, &want, 1e-7, 1e-6);
 }
