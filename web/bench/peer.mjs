@@ -2,7 +2,7 @@
 // headless Chromium on this machine, one page, one after the other: the side-by-side table the
 // CPU backend is measured by. TF.js is installed into bench/peer/ (git-ignored), not into the
 // package. Usage, from web/ after `npm run build`:
-//   node bench/peer.mjs [--full] [--backends cpu,webgpu] [--out DIR]
+//   node bench/peer.mjs [--full] [--reps N] [--backends cpu,webgpu] [--out DIR]
 // Writes DIR/bench-peer.json (the report schema) and prints the table (median ms per call).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -35,6 +35,7 @@ try {
   page.on("pageerror", (e) => console.log(`[pageerror] ${e.message}`));
   const q = new URLSearchParams({ peer: "tfjs", backends: arg("--backends") || "cpu" });
   if (process.argv.includes("--full")) q.set("full", "1");
+  if (arg("--reps")) q.set("reps", arg("--reps"));
   await page.goto(`${site.url}/bench/index.html?${q}`);
   await page.waitForFunction(() => window.__bench, null, { timeout: 1_800_000 });
   const rep = await page.evaluate(() => window.__bench);
