@@ -62,6 +62,18 @@ pub mod debug {
         device.backend().is_software()
     }
 
+    /// The numbers behind the adaptive mode's CPU route, measured when the device started:
+    /// `(GPU round trip in µs, CPU ns per element)`. A program whose inputs all have host
+    /// copies runs on the CPU kernels when its work (elements, or multiply-adds) is at most
+    /// [`CPU_ROUTE_MAX_WORK`] and `work × ns per element` is below the round trip
+    /// (`Stats::cpu_dispatches` counts what went there). `None` on devices without the route.
+    pub fn cpu_route_cost(device: &crate::Device) -> Option<(f64, f64)> {
+        device.backend().cpu_route_cost()
+    }
+
+    /// The most work (elements, or multiply-adds) the adaptive mode sends to the CPU.
+    pub const CPU_ROUTE_MAX_WORK: usize = crate::backend::CPU_ROUTE_MAX_WORK;
+
     /// Whether this device's GPU kernels are generic (see [`set_generic_kernels`]).
     pub fn generic_kernels(device: &crate::Device) -> bool {
         device.generic_kernels()

@@ -48,6 +48,11 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[cfg(target_arch = "wasm32")]
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
+/// The most work (elements, or multiply-adds) the adaptive mode sends to the CPU kernels
+/// instead of the GPU (`crate::debug::CPU_ROUTE_MAX_WORK`).
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+pub(crate) const CPU_ROUTE_MAX_WORK: usize = 1 << 12;
+
 /// One way to run programs.
 pub(crate) trait Backend: MaybeSendSync {
     /// `"cpu"`, `"wgpu"` or `"mlx"`.
@@ -57,6 +62,11 @@ pub(crate) trait Backend: MaybeSendSync {
     /// True for a GPU API implemented on the CPU (Mesa lavapipe, SwiftShader, WARP).
     fn is_software(&self) -> bool {
         false
+    }
+    /// The adaptive mode's CPU-route cost model, measured when the device started: the GPU
+    /// round trip in µs and the CPU's ns per element (`None`: this backend has no such route).
+    fn cpu_route_cost(&self) -> Option<(f64, f64)> {
+        None
     }
     /// The largest tensor, in bytes, one buffer of this backend can hold (`None`: host memory).
     fn max_tensor_bytes(&self) -> Option<u64> {

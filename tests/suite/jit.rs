@@ -379,7 +379,18 @@ pub async fn adaptive_cpu_route(dev: &Device) {
             "a large input stays on the GPU"
         );
         assert!(s2.compiles > s1.compiles, "the GPU matmul compiled");
+        // The numbers behind the decision are visible.
+        let (rt, ns) = tmath::debug::cpu_route_cost(dev).expect("a GPU device has the route");
+        assert!(
+            rt > 0.0 && rt.is_finite() && ns > 0.0 && ns.is_finite(),
+            "{rt} µs, {ns} ns"
+        );
+        assert!(
+            128.0 * ns < rt * 1e3,
+            "the graph went to the CPU: its work (add and tanh over 64) finishes before the round trip"
+        );
     } else {
         assert_eq!(s2.cpu_dispatches, 0, "only GPU devices route to the CPU");
+        assert!(tmath::debug::cpu_route_cost(dev).is_none());
     }
 }

@@ -15,9 +15,9 @@ use crate::program::{Program as Lowered, Slot, Value};
 use crate::schedule::{schedule, Body, Inst, Kernel, Program};
 use crate::shape::{numel, Layout};
 
-/// The most work (elements, or multiply-adds for a matmul) the CPU route takes on, whatever the
-/// cost model says.
-const CPU_ROUTE_MAX_WORK: usize = 1 << 12;
+// The most work (elements, or multiply-adds for a matmul) the CPU route takes on, whatever the
+// cost model says.
+use crate::backend::CPU_ROUTE_MAX_WORK;
 
 impl WgpuBackend {
     /// Specialized kernels, unless this device asked for generic ones (with the JIT on; the

@@ -137,6 +137,13 @@ impl Backend for WgpuBackend {
         self.ctx.is_software()
     }
 
+    fn cpu_route_cost(&self) -> Option<(f64, f64)> {
+        Some((
+            self.ctx.cost.round_trip_us,
+            self.ctx.cost.cpu_ns_per_element,
+        ))
+    }
+
     fn limits(&self) -> Vec<(&'static str, u64)> {
         let l = &self.ctx.limits;
         vec![

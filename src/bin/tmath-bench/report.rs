@@ -123,6 +123,8 @@ pub(crate) struct DeviceInfo {
     pub peak_gflops: Option<f64>,
     pub peak_gbps: Option<f64>,
     pub peak_source: String,
+    /// The adaptive mode's CPU-route cost model: (GPU round trip µs, CPU ns per element).
+    pub cpu_route: Option<(f64, f64)>,
 }
 
 impl DeviceInfo {
@@ -147,6 +149,7 @@ impl DeviceInfo {
             peak_gflops,
             peak_gbps,
             peak_source,
+            cpu_route: tmath::debug::cpu_route_cost(d),
         }
     }
 
@@ -374,6 +377,16 @@ pub(crate) fn markdown(rows: &[Row], devices: &[DeviceInfo]) -> String {
             }),
             d.peak_source
         );
+        if let Some((rt, ns)) = d.cpu_route {
+            let _ = writeln!(
+                s,
+                "  - adaptive mode's CPU route (measured at start-up): GPU round trip {rt:.0} µs, \
+                 CPU {ns:.2} ns per element: graphs with host inputs and at most {} elements of \
+                 work run on the CPU when they finish first (at most {:.0} elements here)",
+                tmath::debug::CPU_ROUTE_MAX_WORK,
+                (rt * 1e3 / ns).min(tmath::debug::CPU_ROUTE_MAX_WORK as f64)
+            );
+        }
     }
     let failed: Vec<&Row> = rows.iter().filter(|r| r.failed.is_some()).collect();
     if !failed.is_empty() {
