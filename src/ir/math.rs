@@ -38,16 +38,14 @@ macro_rules! widest {
 }
 pub(crate) use widest;
 
-/// `eˣ` (Cephes' expf: reduction by ln 2 in two parts, a degree-6 polynomial, 2ⁿ built on bits;
-/// ≤ 4 ulp). Rounds `x·log₂e` to nearest with the 1.5·2²³ trick instead of `floor`.
+/// The core of Cephes' expf for a clamped argument `c`: `t = c·log₂e + round`, where `round`
+/// (1.5·2²³, plus a bias) makes the sum land on an integer `n` held in `t`'s low mantissa bits
+/// (a float → int conversion does not vectorize on x86-64's baseline), and `p ≈ eʳ` for
+/// `r = c − n·ln 2` (ln 2 in two parts; a degree-6 polynomial). Returns `(t, p)`.
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0;
-    let c = x.clamp(-104.0, 89.0);
-    // t = 1.5·2²³ + n exactly, so n's integer value sits in t's low mantissa bits: read it
-    // there (a float → int conversion does not vectorize on x86-64's baseline).
-    let t = c * std::f32::consts::LOG2_E + ROUND;
-    let n = t - ROUND;
+fn exp_core(c: f32, round: f32) -> (f32, f32) {
+    let t = c * std::f32::consts::LOG2_E + round;
+    let n = t - round;
     let r = c - n * 0.693_359_4;
     let r = r - n * -2.121_944_4e-4;
     let rr = r * r;
@@ -58,6 +56,15 @@ pub(crate) fn exp(x: f32) -> f32 {
         * rr
         + r
         + 1.0;
+    (t, p)
+}
+
+/// `eˣ` (Cephes' expf: [`exp_core`], then 2ⁿ built on bits; ≤ 4 ulp). Rounds `x·log₂e` to
+/// nearest with the 1.5·2²³ trick instead of `floor`.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    let (t, p) = exp_core(x.clamp(-104.0, 89.0), ROUND);
     // 2ⁿ as two exact powers of two (each exponent within [-76, 64]).
     let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let h = k >> 1;
@@ -78,9 +85,8 @@ pub(crate) fn exp(x: f32) -> f32 {
 }
 
 /// `eˣ` for `x ≤ 0` (softmax's `x − max`; inside sigmoid, tanh and erfc), NaN left to the
-/// caller: [`exp`]'s reduction and
-/// polynomial, with `n + 127` read straight off the rounding sum's low bits into the exponent
-/// field (no two-factor scaling, no special cases), so a loop runs about a third fewer
+/// caller: [`exp_core`] with `n + 127` read straight off the rounding sum's low bits into the
+/// exponent field (no two-factor scaling, no special cases), so a loop runs about a third fewer
 /// operations (within 7.8e-8 relative of eˣ on [−87, 0]). Results below 2⁻¹²⁶ (`x < −87`) are
 /// 0, as GPUs flush them: next to a softmax row's largest term, 1, or to sigmoid's 1 + e⁻ˣ, they
 /// are below f32's resolution.
@@ -88,19 +94,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 pub(crate) fn exp_nonpos(x: f32) -> f32 {
     // 1.5·2²³ + 127: `t`'s low mantissa bits hold n + 127 (in [1, 127] for c in [−87, 0]).
     const ROUND_BIASED: f32 = 12_583_039.0;
-    let c = if x < -87.0 { -87.0 } else { x };
-    let t = c * std::f32::consts::LOG2_E + ROUND_BIASED;
-    let n = t - ROUND_BIASED;
-    let r = c - n * 0.693_359_4;
-    let r = r - n * -2.121_944_4e-4;
-    let rr = r * r;
-    let p = (((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 5.000_000_1e-1)
-        * rr
-        + r
-        + 1.0;
+    let (t, p) = exp_core(if x < -87.0 { -87.0 } else { x }, ROUND_BIASED);
     let e = p * f32::from_bits(t.to_bits() << 23);
     if x < -87.0 {
         0.0
