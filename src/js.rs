@@ -112,10 +112,7 @@ impl RawEngine {
             crate::graph::eval::evaluate(&refs).map_err(|e| JsValue::from(err(e)))?;
             let out = js_sys::Array::new();
             for t in &ts {
-                let a = t
-                    .read_with(|d: &[f32]| js_sys::Float32Array::from(d))
-                    .await
-                    .map_err(|e| JsValue::from(err(e)))?;
+                let a = to_f32_array(t).await?;
                 out.push(&a);
             }
             Ok(out.into())
@@ -282,12 +279,13 @@ impl RawTensor {
     /// Evaluates and reads the elements (a `Promise<Float32Array>`).
     pub fn data(&self) -> js_sys::Promise {
         let t = self.t.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let a = t
-                .read_with(|d: &[f32]| js_sys::Float32Array::from(d))
-                .await
-                .map_err(|e| JsValue::from(err(e)))?;
-            Ok(a.into())
-        })
+        wasm_bindgen_futures::future_to_promise(async move { Ok(to_f32_array(&t).await?.into()) })
     }
+}
+
+/// Evaluates `t` and copies its elements straight into a new `Float32Array`.
+async fn to_f32_array(t: &Tensor) -> Result<js_sys::Float32Array, JsValue> {
+    t.read_with(|d: &[f32]| js_sys::Float32Array::from(d))
+        .await
+        .map_err(|e| JsValue::from(err(e)))
 }

@@ -124,11 +124,7 @@ impl Tensor {
     /// [`Tensor::to_vec_async`] for a reader that copies them anyway, such as the JS binding).
     #[allow(dead_code)]
     pub(crate) async fn read_with<R>(&self, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-        crate::graph::eval::evaluate(&[self])?;
-        let value = self
-            .0
-            .cached()
-            .ok_or_else(|| Error::device("internal: evaluated tensor has no value"))?;
+        let value = self.evaluated()?;
         let backend = self.0.device.backend();
         if let Some(data) = backend.host_slice(&value) {
             return Ok(f(data));
@@ -139,15 +135,19 @@ impl Tensor {
 
     /// Evaluates (if needed) and reads the elements back; works on every target.
     pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
-        crate::graph::eval::evaluate(&[self])?;
-        let value = self
-            .0
-            .cached()
-            .ok_or_else(|| Error::device("internal: evaluated tensor has no value"))?;
+        let value = self.evaluated()?;
         self.0
             .device
             .backend()
             .read(&value, self.0.device.config())
             .await
+    }
+
+    /// Evaluates (if needed) and returns this tensor's value.
+    fn evaluated(&self) -> Result<Value> {
+        crate::graph::eval::evaluate(&[self])?;
+        self.0
+            .cached()
+            .ok_or_else(|| Error::device("internal: evaluated tensor has no value"))
     }
 }

@@ -123,26 +123,6 @@ fn split_axes(layout: &Layout, axes: &[usize]) -> (Layout, Layout) {
     (pick(true), pick(false))
 }
 
-/// The largest element, in lanes, ignoring NaN (a NaN anywhere still makes a softmax row NaN:
-/// its `x − max` is NaN); `−inf` for an empty or all-NaN slice.
-#[inline(always)]
-fn max_lanes(xs: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for i in 0..8 {
-            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
-        }
-    }
-    let mut m = acc
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    for &v in chunks.remainder() {
-        m = if v > m { v } else { m };
-    }
-    m
-}
-
 /// `max` (or, `max == false`, `min`) of `xs`, NaN if one is NaN, `∓inf` for none: 8
 /// independent lanes, so the loop vectorizes (an extreme is exact: the order does not change it).
 #[inline(always)]
@@ -271,14 +251,15 @@ fn softmax_rows_portable(
         };
         // Each pass a loop that vectorizes: the max, exp once per element into the output,
         // the sum in f64, then one multiplication by the reciprocal (no division per element).
-        let m = max_lanes(row);
+        let m = extreme_lanes(row, true);
         if m.is_finite() {
             // Every x − m is ≤ 0 or −inf (not NaN): the lean exp.
             for (e, &v) in dst.iter_mut().zip(row) {
                 *e = math::exp_nonpos(v - m);
             }
         } else {
-            // A NaN or an infinity in the row: IEEE's answer (NaN), through the full exp.
+            // A NaN (then m is NaN) or an infinity in the row: IEEE's answer, through the full
+            // exp.
             for (e, &v) in dst.iter_mut().zip(row) {
                 *e = math::exp(v - m);
             }
