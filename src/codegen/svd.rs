@@ -6,14 +6,39 @@ use crate::shape::Layout;
 
 const SVD: &str = include_str!("svd.wgsl");
 
-/// Stage numbers: 0 init, 1 rotate one round (one workgroup per column pair), 2 normalize,
-/// 3 complete, 4 finalize, 5 a whole sweep in one workgroup.
+/// Stage numbers: 0 init, 1 rotate one round (one workgroup per pair of column blocks),
+/// 2 normalize, 3 complete, 4 finalize, 5 check (after each sweep).
 pub(crate) const INIT: u32 = 0;
 pub(crate) const ROTATE: u32 = 1;
 pub(crate) const NORMALIZE: u32 = 2;
 pub(crate) const COMPLETE: u32 = 3;
 pub(crate) const FINALIZE: u32 = 4;
-pub(crate) const SWEEP: u32 = 5;
+pub(crate) const CHECK: u32 = 5;
+
+/// Columns per block of a rotation round, at most: each round (one dispatch) runs `2·block − 1`
+/// or `block` inner rounds in every workgroup, and a sweep takes `2·cols/block − 1` rounds, so
+/// the block trades the latency of inner rounds against dispatches. Measured on the H200 at
+/// 512² (the per-pair rounds before: 51 ms): 8 → 36 ms, 16 → 68 ms, 32 → 188 ms; at 1024²
+/// 160 / 390 / 956 ms. Software adapters spend their time in the arithmetic, which the block
+/// does not change, so every adapter runs the same configuration (and CI tests the H200's).
+const BLOCK: usize = 8;
+
+/// Columns per block for a matrix with `cols` working columns: a power of two, at most half the
+/// columns (rounded up), so that small matrices sweep in one workgroup and one dispatch.
+pub(crate) fn block(cols: usize) -> usize {
+    cols.div_ceil(2).max(1).next_power_of_two().min(BLOCK)
+}
+
+/// Blocks of `block` columns, rounded up to even (a round-robin needs pairs).
+fn blocks2(cols: usize, block: usize) -> usize {
+    let nb = cols.div_ceil(block).max(1);
+    nb + (nb & 1)
+}
+
+/// Rotation rounds per sweep (dispatches of [`ROTATE`]).
+pub(crate) fn rounds(cols: usize, block: usize) -> usize {
+    blocks2(cols, block) - 1
+}
 
 /// The working matrix: `(rows, cols)` with `rows ≥ cols` (Aᵀ when A is wide).
 pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
@@ -25,27 +50,36 @@ pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
 }
 
 /// Workgroups of one dispatch of `stage` (256 threads each).
-pub(super) fn groups(m: usize, n: usize, stage: u32) -> usize {
+pub(super) fn groups(m: usize, n: usize, stage: u32, block: usize) -> usize {
     let (rows, cols) = working(m, n);
     match stage {
         INIT => (rows * cols).max(cols * cols).div_ceil(256),
-        ROTATE => cols.div_ceil(2),
+        ROTATE => blocks2(cols, block.max(1)) / 2,
         NORMALIZE | FINALIZE => cols,
         _ => 1,
     }
 }
 
-pub(super) fn render(m: usize, n: usize, input: &Layout, stage: u32, sz: &mut Sizes) -> String {
+pub(super) fn render(
+    m: usize,
+    n: usize,
+    block: usize,
+    input: &Layout,
+    stage: u32,
+    sz: &mut Sizes,
+) -> String {
     let tall = m >= n;
     let (rows, cols) = working(m, n);
     let (rs, cs) = (input.strides[0], input.strides[1]);
     // Working column c, row r of the (possibly transposed) matrix: A[r][c] if tall, else A[c][r].
     let (wr, wc) = if tall { (rs, cs) } else { (cs, rs) };
-    let pairs = cols.div_ceil(2);
+    let block = block.max(1);
     let rot_tol = (4.0 * f32::EPSILON * (rows as f32).sqrt()).max(1e-6);
     let text = SVD
         .replace("{ROWS}", &sz.u(rows))
-        .replace("{COLS2}", &sz.u(pairs * 2))
+        .replace("{NB2}", &sz.u(blocks2(cols, block)))
+        .replace("{BS}", &sz.u(block))
+        .replace("{LANES}", &sz.u(256 / block))
         .replace("{COLS}", &sz.u(cols))
         .replace("{M}", &sz.u(m))
         .replace("{N}", &sz.u(n))

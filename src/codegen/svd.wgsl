@@ -1,10 +1,19 @@
 // Thin SVD by one-sided (Hestenes) Jacobi, entirely on the GPU.
 // The working matrix W (ROWS × COLS, column-major) is A, or Aᵀ when A is wide; V starts as I.
-// Each round of a sweep rotates COLS/2 disjoint column pairs in parallel (round-robin order),
-// so a sweep is COLS2-1 dispatches; the host only reads the rotation counter once per sweep.
+// Columns are grouped in blocks of BS (a power of two); a sweep is NB2 - 1 rounds over block
+// pairs (round-robin, NB2 = the block count rounded up to even), one dispatch per round and one
+// workgroup per block pair. Inside a workgroup the pair's columns are rotated in inner rounds of
+// BS disjoint column pairs, LANES = 256 / BS threads per column pair: the first round of a sweep
+// rotates every pair of its two blocks (2·BS - 1 inner rounds, so every block's own pairs are
+// visited once per sweep), the others only the BS² pairs across the two blocks (BS inner
+// rounds). A sweep thus visits every column pair once, in NB2 - 1 dispatches instead of
+// COLS - 1.
+// The convergence test runs on the GPU: counter[0] counts the rotations of the current sweep,
+// and the check stage after each sweep sets counter[1] once a sweep rotated nothing; from then
+// on every rotation round returns at once. The host reads counter[1] now and then (natively)
+// or never (browsers), so it need not wait for every sweep.
 // Stages: 0 init, 1 rotate (one round), 2 normalize, 3 complete (orthonormal basis for zero
-// singular values), 4 finalize (sort descending, pack U | S | Vᵀ), 5 a whole sweep in one
-// workgroup (small matrices: replaces stage 1).
+// singular values), 4 finalize (sort descending, pack U | S | Vᵀ), 5 check (after a sweep).
 
 // Sizes (ROWS, COLS, ...) are literals in a specialized kernel and reads of the metadata
 // uniform in a generic one. Columns count as orthogonal once |cos| <= ROT_TOL: a few ulps of
@@ -26,8 +35,6 @@ struct Round {
 @group(0) @binding(6) var<uniform> rnd: Round;
 
 var<workgroup> red: array<vec3<f32>, 256>;
-var<workgroup> rot: vec3<f32>;
-var<workgroup> flag: u32;
 
 fn wg_sum3(x: vec3<f32>, lid: u32) -> vec3<f32> {
     red[lid] = x;
@@ -43,8 +50,9 @@ fn wg_sum3(x: vec3<f32>, lid: u32) -> vec3<f32> {
     return r;
 }
 
-fn pair_of(round_index: u32, p: u32) -> vec2<u32> {
-    let last = {COLS2} - 1u;
+// Round-robin pairing of n2 (even) items: in round `round_index` (< n2 - 1) pair p (< n2 / 2).
+fn pair_of(round_index: u32, p: u32, n2: u32) -> vec2<u32> {
+    let last = n2 - 1u;
     if (p == 0u) {
         return vec2<u32>(last, round_index);
     }
@@ -62,100 +70,104 @@ fn stage_init(g: u32) {
     }
 }
 
-fn stage_rotate(p: u32, lid: u32) {
-    let ij = pair_of(rnd.r, p);
-    let i = min(ij.x, ij.y);
-    let j = max(ij.x, ij.y);
-    let valid_pair = j < {COLS};
-    var part = vec3<f32>(0.0);
-    if (valid_pair) {
-        for (var r = lid; r < {ROWS}; r = r + WG) {
-            let a = w[i * {ROWS} + r];
-            let b = w[j * {ROWS} + r];
-            part = part + vec3<f32>(a * a, b * b, a * b);
-        }
+// Column `l` (< 2·BS) of the block pair (bi, bj): the first BS in block bi, the rest in bj.
+fn block_col(l: u32, bi: u32, bj: u32) -> u32 {
+    if (l < {BS}) {
+        return bi * {BS} + l;
     }
-    let sums = wg_sum3(part, lid);
+    return bj * {BS} + (l - {BS});
+}
+
+var<workgroup> converged: u32;
+
+// One round: workgroup g rotates the columns of block pair g of round rnd.r.
+fn stage_rotate(g: u32, lid: u32) {
     if (lid == 0u) {
+        converged = atomicLoad(&counter[1]);
+    }
+    if (workgroupUniformLoad(&converged) != 0u) {
+        return;
+    }
+    let bp = pair_of(rnd.r, g, {NB2});
+    let p = lid / {LANES};
+    let lane = lid % {LANES};
+    let full = rnd.r == 0u;
+    let inner = select({BS}, 2u * {BS} - 1u, full);
+    for (var q = 0u; q < inner; q = q + 1u) {
+        var ci: u32;
+        var cj: u32;
+        if (full) {
+            let lp = pair_of(q, p, 2u * {BS});
+            ci = block_col(lp.x, bp.x, bp.y);
+            cj = block_col(lp.y, bp.x, bp.y);
+        } else {
+            ci = bp.x * {BS} + p;
+            cj = bp.y * {BS} + (p + q) % {BS};
+        }
+        let i = min(ci, cj);
+        let j = max(ci, cj);
+        let valid = j < {COLS};
+        var part = vec3<f32>(0.0);
+        if (valid) {
+            for (var r = lane; r < {ROWS}; r = r + {LANES}) {
+                let a = w[i * {ROWS} + r];
+                let b = w[j * {ROWS} + r];
+                part = part + vec3<f32>(a * a, b * b, a * b);
+            }
+        }
+        // The pair's sums: a tree over its LANES threads.
+        red[lid] = part;
+        workgroupBarrier();
+        for (var s = {LANES} / 2u; s > 0u; s = s >> 1u) {
+            if (lane < s) {
+                red[lid] = red[lid] + red[lid + s];
+            }
+            workgroupBarrier();
+        }
+        let sums = red[p * {LANES}];
         let alpha = sums.x;
         let beta = sums.y;
         let gamma = sums.z;
-        flag = 0u;
-        if (valid_pair && abs(gamma) > {ROT_TOL} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
+        // Every thread of the pair computes the same rotation from the same sums.
+        if (valid && abs(gamma) > {ROT_TOL} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
             let zeta = (beta - alpha) / (2.0 * gamma);
             let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
-            let c = 1.0 / sqrt(1.0 + t * t);
-            rot = vec3<f32>(c, c * t, 0.0);
-            flag = 1u;
-            atomicAdd(&counter[0], 1u);
+            let c0 = 1.0 / sqrt(1.0 + t * t);
+            let s0 = c0 * t;
+            // One Newton step towards c² + s² = 1: a GPU's sqrt and division are accurate to
+            // a few ulps only, and a bias there would compound over thousands of rotations.
+            let fix = 1.5 - 0.5 * (c0 * c0 + s0 * s0);
+            let c = c0 * fix;
+            let s = s0 * fix;
+            if (lane == 0u) {
+                atomicAdd(&counter[0], 1u);
+            }
+            for (var r = lane; r < {ROWS}; r = r + {LANES}) {
+                let a = w[i * {ROWS} + r];
+                let b = w[j * {ROWS} + r];
+                w[i * {ROWS} + r] = c * a - s * b;
+                w[j * {ROWS} + r] = s * a + c * b;
+            }
+            for (var r = lane; r < {COLS}; r = r + {LANES}) {
+                let a = v[i * {COLS} + r];
+                let b = v[j * {COLS} + r];
+                v[i * {COLS} + r] = c * a - s * b;
+                v[j * {COLS} + r] = s * a + c * b;
+            }
         }
-    }
-    let go = workgroupUniformLoad(&flag);
-    if (go == 1u) {
-        let c = rot.x;
-        let s = rot.y;
-        for (var r = lid; r < {ROWS}; r = r + WG) {
-            let a = w[i * {ROWS} + r];
-            let b = w[j * {ROWS} + r];
-            w[i * {ROWS} + r] = c * a - s * b;
-            w[j * {ROWS} + r] = s * a + c * b;
-        }
-        for (var r = lid; r < {COLS}; r = r + WG) {
-            let a = v[i * {COLS} + r];
-            let b = v[j * {COLS} + r];
-            v[i * {COLS} + r] = c * a - s * b;
-            v[j * {COLS} + r] = s * a + c * b;
-        }
-    }
-}
-
-// Small matrices: one workgroup runs a whole sweep, one column pair per invocation and a
-// storage barrier between rounds, so a sweep is one dispatch instead of COLS2-1.
-fn rotate_pair(round_index: u32, p: u32) {
-    let ij = pair_of(round_index, p);
-    let i = min(ij.x, ij.y);
-    let j = max(ij.x, ij.y);
-    if (j >= {COLS}) {
-        return;
-    }
-    var alpha = 0.0;
-    var beta = 0.0;
-    var gamma = 0.0;
-    for (var r = 0u; r < {ROWS}; r = r + 1u) {
-        let a = w[i * {ROWS} + r];
-        let b = w[j * {ROWS} + r];
-        alpha = alpha + a * a;
-        beta = beta + b * b;
-        gamma = gamma + a * b;
-    }
-    if (abs(gamma) > {ROT_TOL} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
-        let zeta = (beta - alpha) / (2.0 * gamma);
-        let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
-        let c = 1.0 / sqrt(1.0 + t * t);
-        let s = c * t;
-        atomicAdd(&counter[0], 1u);
-        for (var r = 0u; r < {ROWS}; r = r + 1u) {
-            let a = w[i * {ROWS} + r];
-            let b = w[j * {ROWS} + r];
-            w[i * {ROWS} + r] = c * a - s * b;
-            w[j * {ROWS} + r] = s * a + c * b;
-        }
-        for (var r = 0u; r < {COLS}; r = r + 1u) {
-            let a = v[i * {COLS} + r];
-            let b = v[j * {COLS} + r];
-            v[i * {COLS} + r] = c * a - s * b;
-            v[j * {COLS} + r] = s * a + c * b;
-        }
-    }
-}
-
-fn stage_sweep(lid: u32) {
-    for (var round_index = 0u; round_index < {COLS2} - 1u; round_index = round_index + 1u) {
-        for (var p = lid; p < {COLS2} / 2u; p = p + WG) {
-            rotate_pair(round_index, p);
-        }
+        // The next inner round reads columns this one wrote, and reuses `red`.
         storageBarrier();
         workgroupBarrier();
+    }
+}
+
+// After a sweep (one invocation): a sweep without rotations ends the iteration.
+fn stage_check(lid: u32) {
+    if (lid == 0u) {
+        let rotations = atomicExchange(&counter[0], 0u);
+        if (rotations == 0u) {
+            atomicStore(&counter[1], 1u);
+        }
     }
 }
 
@@ -335,6 +347,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     } else if (STAGE == 4u) {
         stage_finalize(g, lid);
     } else {
-        stage_sweep(lid);
+        stage_check(lid);
     }
 }

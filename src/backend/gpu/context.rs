@@ -190,6 +190,19 @@ impl Context {
             .map_err(|e| Error::device(e.to_string()))?;
         Ok(())
     }
+
+    /// Blocks until submission `index` has run (later ones may still be running), and runs the
+    /// map callbacks that are due.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| Error::device(e.to_string()))?;
+        Ok(())
+    }
 }
 
 /// What a tiny evaluation costs on each side, measured when the device starts: the GPU's round

@@ -201,6 +201,7 @@ impl WgpuBackend {
             out_shape: shape.clone(),
             wg: self.ctx.wg,
             stage: 0,
+            block: 0,
         };
         let out = self.alloc(step.op.name(), numel(shape))?;
         if let Body::Svd { m, n } = k.body {
@@ -315,6 +316,7 @@ impl WgpuBackend {
             out_shape: v.layout.shape.clone(),
             wg: self.ctx.wg,
             stage: 0,
+            block: 0,
         };
         self.encode_kernel(enc, &desc, &out, &[gpu(v)?], cfg)?;
         Ok(out)

@@ -60,7 +60,10 @@ pub(crate) fn read_blocking<T: bytemuck::Pod>(
 }
 
 /// The contents of a mapped staging buffer, which is unmapped afterwards.
-fn take_mapped<T: bytemuck::Pod>(ctx: &Context, staging: &wgpu::Buffer) -> Result<Vec<T>> {
+pub(crate) fn take_mapped<T: bytemuck::Pod>(
+    ctx: &Context,
+    staging: &wgpu::Buffer,
+) -> Result<Vec<T>> {
     let data = bytemuck::pod_collect_to_vec(
         &staging
             .slice(..)

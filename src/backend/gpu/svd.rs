@@ -1,7 +1,9 @@
 //! The SVD driver: sequences the stages that `crate::codegen` renders (init, sweeps of rotation
-//! rounds, normalize, complete, finalize). Natively a sweep ends on a read of the rotation
-//! counter; on wasm, where the host cannot wait for the GPU inside an evaluation, it runs a
-//! fixed number of sweeps.
+//! rounds each followed by a check, normalize, complete, finalize). The convergence test runs
+//! on the GPU (a converged iteration's later rounds return at once), so the host never waits
+//! for a sweep: natively it submits sweeps two at a time and reads the converged flag of the
+//! previous submission while the GPU runs the next; on wasm, where the host cannot wait inside
+//! an evaluation, it records the most sweeps allowed and the flag ends them early.
 
 use super::{gpu, GpuBuffer, WgpuBackend};
 use crate::codegen::{svd as stage, Bindings, KernelDesc};
@@ -10,21 +12,17 @@ use crate::error::Result;
 use crate::program::Value;
 use crate::schedule::{Body, Program};
 
-/// Sweeps of the Jacobi SVD: natively it stops once a sweep rotates nothing.
+/// The most sweeps of the Jacobi SVD; it stops once a sweep rotates nothing (12 at 512² on
+/// Gaussian input). Browsers record all of them, so there the bound is lower: a converged
+/// sweep still costs its (empty) dispatches.
 #[cfg(not(target_arch = "wasm32"))]
 const SVD_MAX_SWEEPS: usize = 30;
 #[cfg(target_arch = "wasm32")]
-const SVD_FIXED_SWEEPS: usize = 15;
-/// Matrices up to this many columns (of the working matrix, min(m, n)) and elements sweep in
-/// one workgroup, one dispatch per sweep: for small sizes the dispatch count, not the
-/// arithmetic, is what costs (SwiftShader pays milliseconds per dispatch; a GPU microseconds).
-const SVD_ONE_GROUP_MAX_COLS: usize = 256;
-const SVD_ONE_GROUP_MAX_ELEMS: usize = 1 << 16;
-/// On software adapters the one-workgroup sweep is kept to smaller matrices: on lavapipe
-/// (Mesa 22.3) it lost rotations of V from about 28,000 elements on (280×100: ‖VVᵀ − I‖ 0.09,
-/// after nine clean sweeps), while the same kernel is exact on the H200 and the per-round path
-/// is exact on both; `svd_accuracy` in the suite covers both paths.
-const SVD_ONE_GROUP_MAX_ELEMS_SOFTWARE: usize = 1 << 14;
+const SVD_MAX_SWEEPS: usize = 20;
+/// Sweeps per submission natively: the host reads the flag of one submission while the GPU
+/// runs the next, so after convergence at most this many sweeps too many are recorded.
+#[cfg(not(target_arch = "wasm32"))]
+const SWEEPS_PER_SUBMIT: usize = 2;
 
 impl WgpuBackend {
     /// The thin SVD of `input` (`m × n`) into `out` (packed `U | S | Vᵀ`). Submits `enc`
@@ -44,8 +42,8 @@ impl WgpuBackend {
             ctx.queue.submit([enc.finish()]);
             return Ok(ctx.new_encoder());
         }
-        let pairs = cols.div_ceil(2);
-        let rounds = 2 * pairs - 1;
+        let block = stage::block(cols);
+        let rounds = stage::rounds(cols, block);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
         let aux = self.alloc("svd", 3 * cols)?;
@@ -70,26 +68,15 @@ impl WgpuBackend {
             out_shape: vec![crate::ir::svd_packed_len(m, n)],
             wg: 256,
             stage: s,
-        };
-        // Small matrices sweep in one workgroup (one dispatch per sweep); larger ones spread
-        // each round over one workgroup per column pair (one dispatch per round).
-        let max_elems = if ctx.is_software() {
-            SVD_ONE_GROUP_MAX_ELEMS_SOFTWARE
-        } else {
-            SVD_ONE_GROUP_MAX_ELEMS
-        };
-        let one_group = cols <= SVD_ONE_GROUP_MAX_COLS && rows * cols <= max_elems;
-        let rotate = if one_group {
-            stage::SWEEP
-        } else {
-            stage::ROTATE
+            block: block as u32,
         };
         let stages = [
             stage::INIT,
-            rotate,
+            stage::ROTATE,
             stage::NORMALIZE,
             stage::COMPLETE,
             stage::FINALIZE,
+            stage::CHECK,
         ];
         let descs: Vec<KernelDesc> = stages.iter().map(|&s| stage_desc(s)).collect();
         let variant = self.variant(&descs, cfg);
@@ -99,11 +86,7 @@ impl WgpuBackend {
             .collect::<Result<Vec<_>>>()?;
         // Every stage renders the same sizes, so one metadata uniform serves them all.
         let meta = compiled[0].meta.as_deref();
-        let sweep_offsets: Vec<u32> = if one_group {
-            vec![0]
-        } else {
-            (0..rounds).map(|r| (r * align) as u32).collect()
-        };
+        let sweep_offsets: Vec<u32> = (0..rounds).map(|r| (r * align) as u32).collect();
         let bg = self.bind_group(
             Bindings::Svd,
             &[
@@ -131,24 +114,38 @@ impl WgpuBackend {
             Ok(())
         };
         let mut enc = enc;
+        enc.clear_buffer(counter.raw(), 0, Some(16));
         dispatch(&mut enc, 0, &[0])?;
+        let sweep = |enc: &mut wgpu::CommandEncoder| -> Result<()> {
+            dispatch(enc, 1, &sweep_offsets)?;
+            dispatch(enc, 5, &[0])
+        };
         #[cfg(not(target_arch = "wasm32"))]
         {
-            for _ in 0..SVD_MAX_SWEEPS {
-                enc.clear_buffer(counter.raw(), 0, Some(16));
-                dispatch(&mut enc, 1, &sweep_offsets)?;
-                let rotations =
-                    super::readback::read_blocking::<u32>(ctx, enc, counter.raw(), 4)?[0];
+            let mut pending: Option<(wgpu::Buffer, wgpu::SubmissionIndex)> = None;
+            let mut sweeps = 0;
+            while sweeps < SVD_MAX_SWEEPS {
+                let n = SWEEPS_PER_SUBMIT.min(SVD_MAX_SWEEPS - sweeps);
+                for _ in 0..n {
+                    sweep(&mut enc)?;
+                }
+                sweeps += n;
+                let flag = super::readback::staging(ctx, 16);
+                enc.copy_buffer_to_buffer(counter.raw(), 0, &flag, 0, Some(16));
+                let index = ctx.queue.submit([enc.finish()]);
+                flag.slice(..).map_async(wgpu::MapMode::Read, |_| {});
                 enc = ctx.new_encoder();
-                ctx.check_errors()?;
-                if rotations == 0 {
-                    break;
+                if let Some((prev, prev_index)) = pending.replace((flag, index)) {
+                    ctx.wait_for(prev_index)?;
+                    if super::readback::take_mapped::<u32>(ctx, &prev)?[1] != 0 {
+                        break;
+                    }
                 }
             }
         }
         #[cfg(target_arch = "wasm32")]
-        for _ in 0..SVD_FIXED_SWEEPS {
-            dispatch(&mut enc, 1, &sweep_offsets)?;
+        for _ in 0..SVD_MAX_SWEEPS {
+            sweep(&mut enc)?;
         }
         dispatch(&mut enc, 2, &[0])?;
         dispatch(&mut enc, 3, &[0])?;
