@@ -1,7 +1,113 @@
-//! Elementwise kernels: one thread per output element runs the fused program.
+//! Elementwise kernels: one thread per output element runs the fused program; a specialized
+//! kernel whose inputs are dense and 16-byte aligned (or single broadcast values) runs it for
+//! four consecutive elements per thread, with `vec4` loads and stores.
 
-use super::{program_code, KernelDesc, Sizes};
+use std::fmt::Write;
+
+use super::{program_code, program_code_with, simplify, KernelDesc, Sizes, Variant};
+use crate::schedule::{Body, Inst};
 use crate::shape::numel;
+
+/// How a slot of a four-wide elementwise kernel is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Load4 {
+    /// Not read by the program.
+    Unused,
+    /// Dense: the four elements of thread `t` are `vec4` number `base4 + t`.
+    Dense { base4: usize },
+    /// One value for every element, at this index.
+    Splat { index: usize },
+}
+
+/// The slots' reads when `d` can run four elements per thread: a specialized elementwise kernel
+/// with a multiple of four outputs whose every load is dense from a 16-byte aligned offset, or
+/// one broadcast value. `None` otherwise (generic kernels stay one element per thread, so that
+/// their pipeline depends on the structure only).
+pub(super) fn vec4_loads(d: &KernelDesc, variant: Variant) -> Option<Vec<Load4>> {
+    let n = numel(&d.out_shape);
+    if variant != Variant::Specialized || !matches!(d.body, Body::Elementwise) || n % 4 != 0 {
+        return None;
+    }
+    let mut loads = vec![Load4::Unused; d.slots.len()];
+    for inst in &d.epilogue.insts {
+        let Inst::Load { slot, shape } = inst else {
+            continue;
+        };
+        let l = simplify(&d.slots[*slot].broadcast_to(shape));
+        let kind = match (l.shape.as_slice(), l.strides.as_slice()) {
+            (_, st) if st.iter().all(|&s| s == 0) => Load4::Splat { index: l.offset },
+            ([len], [1]) if *len == n && l.offset % 4 == 0 => Load4::Dense {
+                base4: l.offset / 4,
+            },
+            _ => return None,
+        };
+        match loads[*slot] {
+            Load4::Unused => loads[*slot] = kind,
+            k if k == kind => {}
+            _ => return None,
+        }
+    }
+    Some(loads)
+}
+
+/// The bindings of a four-wide kernel: `vec4` arrays for the output and dense inputs.
+pub(super) fn bindings_vec4(loads: &[Load4]) -> String {
+    let mut s =
+        String::from("@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;\n");
+    for (k, l) in loads.iter().enumerate() {
+        let ty = match l {
+            Load4::Dense { .. } => "vec4<f32>",
+            _ => "f32",
+        };
+        let _ = writeln!(
+            s,
+            "@group(0) @binding({}) var<storage, read> in{k}: array<{ty}>;",
+            k + 1
+        );
+    }
+    s
+}
+
+/// A four-wide kernel: each thread loads its dense inputs once as `vec4`s and runs the program
+/// on each lane (the same arithmetic per element as the one-wide kernel).
+pub(super) fn render_vec4(d: &KernelDesc, loads: &[Load4]) -> String {
+    let wg = d.wg;
+    let n4 = numel(&d.out_shape) / 4;
+    let mut code = String::new();
+    for (k, l) in loads.iter().enumerate() {
+        if let Load4::Dense { base4 } = l {
+            let _ = writeln!(code, "    let v{k} = in{k}[{base4}u + g4];");
+        }
+    }
+    let mut lanes = vec![];
+    for (c, lane) in ["x", "y", "z", "w"].iter().enumerate() {
+        let (body, res) = program_code_with(
+            &d.epilogue,
+            &format!("e{c}_"),
+            "",
+            &mut |_, slot, _, _| match loads[slot] {
+                Load4::Dense { .. } => format!("v{slot}.{lane}"),
+                Load4::Splat { index } => format!("in{slot}[{index}u]"),
+                Load4::Unused => unreachable!("a loaded slot is classified"),
+            },
+        );
+        code += &body;
+        lanes.push(res);
+    }
+    format!(
+        "
+@compute @workgroup_size({wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+    let g4 = gid.x + gid.y * nwg.x * {wg}u;
+    if (g4 >= {n4}u) {{
+        return;
+    }}
+{code}    out[g4] = vec4<f32>({});
+}}
+",
+        lanes.join(", ")
+    )
+}
 
 pub(super) fn render(d: &KernelDesc, sz: &mut Sizes) -> String {
     let wg = d.wg;

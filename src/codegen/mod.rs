@@ -95,11 +95,14 @@ pub(crate) struct Launch {
 }
 
 impl KernelDesc {
-    /// Whether the kernel's WGSL is safe without naga's injected runtime checks (see
-    /// `matmul.wgsl`: constant-bounded workgroup indexing, shape-guarded global accesses,
-    /// loops bounded by sizes). Only the matmul template is, so far.
-    pub fn trusted(&self) -> bool {
-        matches!(self.body, Body::MatMul { .. })
+    /// Whether the kernel's WGSL in `variant` is safe without naga's injected runtime checks:
+    /// the matmul template (see `matmul.wgsl`: constant-bounded workgroup indexing,
+    /// shape-guarded global accesses, loops bounded by sizes) and four-wide elementwise kernels
+    /// (no loops, no integer division; each thread reads `vec4` number `base + t` of dense
+    /// inputs for `t` below the output's `vec4` count, which the inputs' layouts hold, and
+    /// fixed elements of broadcast ones).
+    pub fn trusted(&self, variant: Variant) -> bool {
+        matches!(self.body, Body::MatMul { .. }) || elementwise::vec4_loads(self, variant).is_some()
     }
 
     /// A short name for messages, labels and profiles.
@@ -114,7 +117,18 @@ impl KernelDesc {
         }
     }
 
-    /// The launch of this kernel (the same for both variants).
+    /// The launch of this kernel in `variant`: [`Self::launch`], except that a specialized
+    /// elementwise kernel whose loads allow it handles four elements per thread.
+    pub fn launch_as(&self, variant: Variant) -> Launch {
+        let mut launch = self.launch();
+        if elementwise::vec4_loads(self, variant).is_some() {
+            launch.groups = Groups::Flat((numel(&self.out_shape) / 4).div_ceil(self.wg as usize));
+        }
+        launch
+    }
+
+    /// The launch of this kernel (its bindings are the same in both variants; its workgroups
+    /// too, but for [`Self::launch_as`]).
     pub fn launch(&self) -> Launch {
         let n_out = numel(&self.out_shape);
         let wg = self.wg as usize;
@@ -229,11 +243,17 @@ pub(crate) fn render(d: &KernelDesc, variant: Variant) -> Source {
     let mut s = String::from(PRELUDE);
     s += "\n";
     let launch = d.launch();
-    if let Bindings::Slots(n) = launch.bindings {
+    let vec4 = elementwise::vec4_loads(d, variant);
+    if let Some(loads) = &vec4 {
+        s += &elementwise::bindings_vec4(loads);
+    } else if let Bindings::Slots(n) = launch.bindings {
         s += &bindings(n);
     }
     s += &match &d.body {
-        Body::Elementwise => elementwise::render(d, &mut sz),
+        Body::Elementwise => match &vec4 {
+            Some(loads) => elementwise::render_vec4(d, loads),
+            None => elementwise::render(d, &mut sz),
+        },
         Body::Reduce { op, in_shape, axes } => reduce::render(d, *op, in_shape, axes, &mut sz),
         Body::Softmax { shape, axis, log } => softmax::render(d, shape, *axis, *log, &mut sz),
         Body::MatMul {
@@ -308,19 +328,33 @@ fn program_code(
     core: &str,
     sz: &mut Sizes,
 ) -> (String, String) {
+    program_code_with(p, prefix, core, &mut |code, slot, shape, name| {
+        let l = slots[slot].broadcast_to(shape);
+        let _ = writeln!(
+            code,
+            "        {}",
+            index_code(&l, "gi", &format!("{name}_i"), sz)
+        );
+        format!("in{slot}[{name}_i]")
+    })
+}
+
+/// Renders a load for [`program_code_with`]: `(code, slot, shape, name)` may add statements to
+/// `code` and returns the loaded value's expression.
+type LoadFn<'a> = dyn FnMut(&mut String, usize, &[usize], &str) -> String + 'a;
+
+/// [`program_code`] with the loads rendered by `load`.
+fn program_code_with(
+    p: &Program,
+    prefix: &str,
+    core: &str,
+    load: &mut LoadFn,
+) -> (String, String) {
     let mut code = String::new();
     for (k, inst) in p.insts.iter().enumerate() {
         let name = format!("{prefix}{k}");
         let expr = match inst {
-            Inst::Load { slot, shape } => {
-                let l = slots[*slot].broadcast_to(shape);
-                let _ = writeln!(
-                    code,
-                    "        {}",
-                    index_code(&l, "gi", &format!("{name}_i"), sz)
-                );
-                format!("in{slot}[{name}_i]")
-            }
+            Inst::Load { slot, shape } => load(&mut code, *slot, shape, &name),
             Inst::Core => core.to_string(),
             Inst::Unary(op, x) => op.wgsl(&format!("{prefix}{x}")),
             Inst::Binary(op, a, b) => op.wgsl(&format!("{prefix}{a}"), &format!("{prefix}{b}")),

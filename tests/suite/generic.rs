@@ -151,7 +151,7 @@ async fn run_family(dev: &Device, cpu: &Device, f: &Family, seed: u64) {
     }
 }
 
-/// SVD stages generic: tall, wide and square matrices of different sizes share the five
+/// SVD stages generic: tall, wide and square matrices of different sizes share the six
 /// stage pipelines; U·diag(S)·Vᵀ reconstructs the input and S matches the CPU device.
 async fn svd_generic(dev: &Device, cpu: &Device) {
     let wgpu = dev.backend_name() == "wgpu";
@@ -188,8 +188,8 @@ async fn svd_generic(dev: &Device, cpu: &Device) {
     if wgpu {
         assert_eq!(
             dev.stats().compiles - before,
-            5,
-            "{} SVD shapes must share the five generic stage pipelines",
+            6,
+            "{} SVD shapes must share the six generic stage pipelines",
             shapes.len()
         );
     }

@@ -274,12 +274,15 @@ impl WgpuBackend {
         cfg: &Config,
     ) -> Result<()> {
         let name = desc.name();
-        let launch = desc.launch();
-        let [x, y, z] = self.ctx.launch_grid(name, launch.groups)?;
-        if numel(&desc.out_shape) == 0 || x == 0 || y == 0 || z == 0 {
+        if numel(&desc.out_shape) == 0 {
             return Ok(());
         }
         let variant = self.variant(std::slice::from_ref(desc), cfg);
+        let launch = desc.launch_as(variant);
+        let [x, y, z] = self.ctx.launch_grid(name, launch.groups)?;
+        if x == 0 || y == 0 || z == 0 {
+            return Ok(());
+        }
         let compiled = self.pipelines.get(&self.ctx, desc, variant, cfg)?;
         let meta = compiled.meta.as_deref();
         let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];

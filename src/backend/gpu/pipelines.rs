@@ -350,7 +350,8 @@ impl Pipelines {
                 Key::Specialized(_) => codegen::render(desc, Variant::Specialized).text,
             },
         };
-        let (pipeline, bytes, dt) = self.compile(ctx, source, bindings, generic, desc.trusted());
+        let (pipeline, bytes, dt) =
+            self.compile(ctx, source, bindings, generic, desc.trusted(variant));
         cfg.record(|s| {
             s.compiles += 1;
             s.compile_time += dt;
@@ -381,13 +382,16 @@ impl Pipelines {
             source: wgpu::ShaderSource::Wgsl(source.into()),
         };
         let module = if trusted {
-            // SAFETY: `trusted` kernels (the matmul template) index their workgroup arrays
-            // only with constants and thread ids inside the arrays' fixed sizes, guard every
-            // global read and write by the operands' shapes, divide only by constants and by
-            // dimensions of a non-empty result (an empty one dispatches no workgroup), and run
-            // loops bounded by their sizes (`codegen/matmul.wgsl`). Dropping naga's injected
-            // checks (about 25–45% of the kernel's time on the H200) is then sound; buffer
-            // accesses stay under the driver's own robust buffer access where it has one.
+            // SAFETY: `trusted` kernels (`KernelDesc::trusted`) are the matmul template, which
+            // indexes its workgroup arrays only with constants and thread ids inside the
+            // arrays' fixed sizes, guards every global read and write by the operands' shapes,
+            // divides only by constants and by dimensions of a non-empty result (an empty one
+            // dispatches no workgroup), and runs loops bounded by their sizes
+            // (`codegen/matmul.wgsl`); and four-wide elementwise kernels, straight-line code
+            // whose reads stay inside the inputs' layouts and whose writes inside the output's
+            // `vec4` count (`codegen/elementwise.rs`). Dropping naga's injected checks (about
+            // 25–45% of the matmul's time on the H200) is then sound; buffer accesses stay
+            // under the driver's own robust buffer access where it has one.
             unsafe {
                 ctx.device.create_shader_module_trusted(
                     desc,
@@ -491,8 +495,13 @@ impl Pipelines {
         #[cfg(not(target_arch = "wasm32"))]
         let text = source.clone();
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let (pipeline, bytes, dt) =
-            self.compile(ctx, source, desc.launch().bindings, false, desc.trusted());
+        let (pipeline, bytes, dt) = self.compile(
+            ctx,
+            source,
+            desc.launch().bindings,
+            false,
+            desc.trusted(Variant::Specialized),
+        );
         let failed = scope.pop().await.is_some();
         {
             let mut s = lock(stats);
@@ -508,7 +517,7 @@ impl Pipelines {
                 hot.record(super::hot::HotKernel {
                     fingerprint: super::hot::fingerprint(desc),
                     bindings: desc.launch().bindings,
-                    trusted: desc.trusted(),
+                    trusted: desc.trusted(Variant::Specialized),
                     text,
                 });
             }

@@ -1,0 +1,56 @@
+//! Kernel time and bandwidth of elementwise graphs at 64M elements (the JIT's cached kernels):
+//! `x·c`, GELU and an 8-op chain, 20 calls each, GPU timestamps.
+//! `cargo run --release --example elementwise_bw [elements]`
+
+use tmath::{Device, Tensor};
+
+fn main() -> tmath::Result<()> {
+    let dev = Device::wgpu()?;
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64 << 20);
+    let x = Tensor::randn(&[n], 7, &dev)?;
+    let c = Tensor::scalar(0.5, &dev)?;
+    tmath::eval(&[&x, &c])?;
+    type Graph = fn(&Tensor, &Tensor) -> tmath::Result<Tensor>;
+    let graphs: [(&str, Graph); 3] = [
+        ("x*c", |x, c| x.mul(c)),
+        ("gelu", |x, _| x.gelu()),
+        ("8-op chain", |x, c| {
+            x.mul(c)?
+                .add(c)?
+                .tanh()?
+                .abs()?
+                .sqrt()?
+                .neg()?
+                .exp()?
+                .sigmoid()
+        }),
+    ];
+    println!("device: {}, {n} elements", dev.adapter_name());
+    for (name, g) in graphs {
+        g(&x, &c)?.to_vec()?; // compile
+        dev.set_profiling(true);
+        let mut times = vec![];
+        for _ in 0..20 {
+            let k0 = dev.stats().kernel_time;
+            let y = g(&x, &c)?;
+            tmath::eval(&[&y])?;
+            dev.synchronize()?;
+            times.push((dev.stats().kernel_time - k0).as_secs_f64() * 1e3);
+        }
+        dev.set_profiling(false);
+        times.sort_by(f64::total_cmp);
+        let gbps = |ms: f64| 8.0 * n as f64 / ms / 1e6;
+        println!(
+            "{name}: kernel min {:.3} ms ({:.0} GB/s), median {:.3} ms ({:.0} GB/s), max {:.3} ms",
+            times[0],
+            gbps(times[0]),
+            times[10],
+            gbps(times[10]),
+            times[19]
+        );
+    }
+    Ok(())
+}
