@@ -1,5 +1,6 @@
 //! Kernel time and bandwidth of elementwise graphs at 64M elements (the JIT's cached kernels):
-//! `x·c`, GELU and an 8-op chain, 20 calls each, GPU timestamps.
+//! `x·c`, GELU and an 8-op chain, 20 calls each after 100 unmeasured ones (a GPU's memory clock
+//! rises with sustained load), GPU timestamps.
 //! `cargo run --release --example elementwise_bw [elements]`
 
 use tmath::{Device, Tensor};
@@ -31,6 +32,10 @@ fn main() -> tmath::Result<()> {
     println!("device: {}, {n} elements", dev.adapter_name());
     for (name, g) in graphs {
         g(&x, &c)?.to_vec()?; // compile
+        for _ in 0..100 {
+            tmath::eval(&[&g(&x, &c)?])?;
+        }
+        dev.synchronize()?;
         dev.set_profiling(true);
         let mut times = vec![];
         for _ in 0..20 {

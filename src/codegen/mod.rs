@@ -344,12 +344,7 @@ fn program_code(
 type LoadFn<'a> = dyn FnMut(&mut String, usize, &[usize], &str) -> String + 'a;
 
 /// [`program_code`] with the loads rendered by `load`.
-fn program_code_with(
-    p: &Program,
-    prefix: &str,
-    core: &str,
-    load: &mut LoadFn,
-) -> (String, String) {
+fn program_code_with(p: &Program, prefix: &str, core: &str, load: &mut LoadFn) -> (String, String) {
     let mut code = String::new();
     for (k, inst) in p.insts.iter().enumerate() {
         let name = format!("{prefix}{k}");

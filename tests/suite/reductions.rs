@@ -182,4 +182,11 @@ pub async fn softmax_stable(dev: &Device) {
     let got = read(&t.softmax(1).unwrap(), &[2, 4]).await;
     let want = ref_softmax(&row, &[2, 4], 1, false);
     assert_close("softmax with −inf and NaN", &got, &want, 1e-7, 1e-6);
+    // More rows than one grid dimension holds (65,535 workgroups; one per row on a GPU): the
+    // launch folds into rows of workgroups, every row computed once.
+    let shape = [70_000, 3];
+    let (x, d) = rand_tensor(dev, &shape, 41, -5.0, 5.0);
+    let got = read(&x.softmax(1).unwrap(), &shape).await;
+    let want = ref_softmax(&d, &shape, 1, false);
+    assert_close("softmax of 70,000 rows", &got, &want, 1e-7, 1e-5);
 }

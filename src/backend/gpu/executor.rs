@@ -199,7 +199,7 @@ impl WgpuBackend {
             epilogue: k.epilogue.clone(),
             slots: slots.iter().map(|v| v.layout.clone()).collect(),
             out_shape: shape.clone(),
-            wg: self.ctx.wg,
+            wg: self.ctx.wg_for(&k.body),
             stage: 0,
             block: 0,
         };
