@@ -1,21 +1,32 @@
-//! Kernel time and bandwidth of elementwise graphs at 64M elements (the JIT's cached kernels):
-//! `x·c`, GELU and an 8-op chain, 20 calls each after 100 unmeasured ones (a GPU's memory clock
-//! rises with sustained load), GPU timestamps.
-//! `cargo run --release --example elementwise_bw [elements]`
+//! Kernel time and bandwidth of elementwise graphs (the JIT's cached kernels) at each size
+//! given (default 64M elements, a multiple of 1,024): `x·c`, GELU, an 8-op chain and softmax
+//! over rows of 1,024, 20 calls each after 100 unmeasured ones, GPU timestamps.
+//! `cargo run --release --example elementwise_bw [elements ...]`
 
 use tmath::{Device, Tensor};
 
 fn main() -> tmath::Result<()> {
     let dev = Device::wgpu()?;
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64 << 20);
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        sizes.push(64 << 20);
+    }
+    for n in sizes {
+        measure(&dev, n)?;
+    }
+    Ok(())
+}
+
+fn measure(dev: &Device, n: usize) -> tmath::Result<()> {
+    let dev = dev.clone();
     let x = Tensor::randn(&[n], 7, &dev)?;
     let c = Tensor::scalar(0.5, &dev)?;
     tmath::eval(&[&x, &c])?;
     type Graph = fn(&Tensor, &Tensor) -> tmath::Result<Tensor>;
-    let graphs: [(&str, Graph); 3] = [
+    let graphs: [(&str, Graph); 4] = [
         ("x*c", |x, c| x.mul(c)),
         ("gelu", |x, _| x.gelu()),
         ("8-op chain", |x, c| {
@@ -27,6 +38,9 @@ fn main() -> tmath::Result<()> {
                 .neg()?
                 .exp()?
                 .sigmoid()
+        }),
+        ("softmax, rows of 1024", |x, _| {
+            x.reshape(&[x.shape()[0] / 1024, 1024])?.softmax(1)
         }),
     ];
     println!("device: {}, {n} elements", dev.adapter_name());
