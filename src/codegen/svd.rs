@@ -15,18 +15,36 @@ pub(crate) const COMPLETE: u32 = 3;
 pub(crate) const FINALIZE: u32 = 4;
 pub(crate) const CHECK: u32 = 5;
 
-/// Columns per block of a rotation round, at most: each round (one dispatch) runs `2·block − 1`
-/// or `block` inner rounds in every workgroup, and a sweep takes `2·cols/block − 1` rounds, so
-/// the block trades the latency of inner rounds against dispatches. Measured on the H200 at
-/// 512² (the per-pair rounds before: 51 ms): 8 → 36 ms, 16 → 68 ms, 32 → 188 ms; at 1024²
-/// 160 / 390 / 956 ms. Software adapters spend their time in the arithmetic, which the block
-/// does not change, so every adapter runs the same configuration (and CI tests the H200's).
-const BLOCK: usize = 8;
+/// Columns per block of a rotation round, at most, by the working matrix's column count: each
+/// round (one dispatch) runs `2·block − 1` or `block` inner rounds in every workgroup, with
+/// `256 / block` threads per column pair, and a sweep takes `2·cols/block − 1` rounds, so the
+/// block trades the latency of inner rounds against dispatches. Measured on the H200 (ms; the
+/// per-pair rounds before took 51 at 512²):
+///
+/// | block | 128² | 512² | 1000×300 | 1024² |
+/// |---|---|---|---|---|
+/// | 2 | 5.4 | 30.5 | 15.5 | 93 |
+/// | 4 | 4.0 | 30.2 | 16.9 | 108 |
+/// | 8 | 3.6 | 36.1 | 25.0 | 141 |
+/// | 16 | 4.2 | 68.4 | 47.2 | 390 |
+///
+/// Software adapters spend their time in the arithmetic, which the block does not change, so
+/// every adapter runs the same configuration (and CI tests the H200's).
+fn block_cap(cols: usize) -> usize {
+    match cols {
+        0..=255 => 8,
+        256..=1023 => 4,
+        _ => 2,
+    }
+}
 
 /// Columns per block for a matrix with `cols` working columns: a power of two, at most half the
 /// columns (rounded up), so that small matrices sweep in one workgroup and one dispatch.
 pub(crate) fn block(cols: usize) -> usize {
-    cols.div_ceil(2).max(1).next_power_of_two().min(BLOCK)
+    cols.div_ceil(2)
+        .max(1)
+        .next_power_of_two()
+        .min(block_cap(cols))
 }
 
 /// Blocks of `block` columns, rounded up to even (a round-robin needs pairs).

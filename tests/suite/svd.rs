@@ -179,10 +179,10 @@ pub async fn svd_hard_spectra(dev: &Device) {
 /// Accuracy of the thin SVD on graded spectra (σ from 10 down to 0.01, log-spaced), against the
 /// known factors: ‖A − UΣVᵀ‖_F/‖A‖_F, max |UᵀU − I| and max |VVᵀ − I| within
 /// 5e-6·max(1, log₂ n), singular values within 1e-5·σ_max on our GPU kernel (2e-5 on the CPU and
-/// MLX, whose f32 LAPACK-style solvers land at ~1e-5). Sizes cover the one-workgroup sweep and
-/// the per-round path on every adapter.
+/// MLX, whose f32 LAPACK-style solvers land at ~1e-5). Sizes cover one workgroup per round and
+/// several, and blocks of 8 and 4 columns (32 and 64 threads per column pair), on every adapter.
 pub async fn svd_accuracy(dev: &Device) {
-    for (i, &(m, n)) in [(96, 96), (128, 128), (280, 100), (60, 150)]
+    for (i, &(m, n)) in [(96, 96), (128, 128), (280, 100), (60, 150), (300, 256)]
         .iter()
         .enumerate()
     {
