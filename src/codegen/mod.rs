@@ -38,8 +38,6 @@ pub(crate) struct KernelDesc {
     pub wg: u32,
     /// Part of an SVD: which stage (0 for other kernels).
     pub stage: u32,
-    /// Part of an SVD: columns per block of its rotation rounds (0 for other kernels).
-    pub block: u32,
 }
 
 /// How a kernel's sizes enter its code.
@@ -141,10 +139,7 @@ impl KernelDesc {
             ),
             Body::Softmax { shape, axis, .. } => (Groups::Flat(n_out / shape[*axis].max(1)), slots),
             Body::MatMul { out_shape, .. } => (Groups::Grid(matmul::grid(out_shape)), slots),
-            Body::Svd { m, n } => (
-                Groups::Flat(svd::groups(*m, *n, self.stage, self.block as usize)),
-                Bindings::Svd,
-            ),
+            Body::Svd { m, n } => (Groups::Flat(svd::groups(*m, *n, self.stage)), Bindings::Svd),
         };
         Launch { groups, bindings }
     }
@@ -259,7 +254,7 @@ pub(crate) fn render(d: &KernelDesc, variant: Variant) -> Source {
         Body::MatMul {
             a, b, out_shape, ..
         } => matmul::render(d, *a, *b, out_shape, &mut sz),
-        Body::Svd { m, n } => svd::render(*m, *n, d.block as usize, &d.slots[0], d.stage, &mut sz),
+        Body::Svd { m, n } => svd::render(*m, *n, &d.slots[0], d.stage, &mut sz),
     };
     s += &sz.declaration(launch.bindings.meta_binding());
     Source {

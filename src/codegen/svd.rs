@@ -40,22 +40,22 @@ fn block_cap(cols: usize) -> usize {
 
 /// Columns per block for a matrix with `cols` working columns: a power of two, at most half the
 /// columns (rounded up), so that small matrices sweep in one workgroup and one dispatch.
-pub(crate) fn block(cols: usize) -> usize {
+fn block(cols: usize) -> usize {
     cols.div_ceil(2)
         .max(1)
         .next_power_of_two()
         .min(block_cap(cols))
 }
 
-/// Blocks of `block` columns, rounded up to even (a round-robin needs pairs).
-fn blocks2(cols: usize, block: usize) -> usize {
-    let nb = cols.div_ceil(block).max(1);
+/// The blocks of `cols` columns, rounded up to even (a round-robin needs pairs).
+fn blocks2(cols: usize) -> usize {
+    let nb = cols.div_ceil(block(cols)).max(1);
     nb + (nb & 1)
 }
 
 /// Rotation rounds per sweep (dispatches of [`ROTATE`]).
-pub(crate) fn rounds(cols: usize, block: usize) -> usize {
-    blocks2(cols, block) - 1
+pub(crate) fn rounds(cols: usize) -> usize {
+    blocks2(cols) - 1
 }
 
 /// The working matrix: `(rows, cols)` with `rows ≥ cols` (Aᵀ when A is wide).
@@ -68,36 +68,29 @@ pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
 }
 
 /// Workgroups of one dispatch of `stage` (256 threads each).
-pub(super) fn groups(m: usize, n: usize, stage: u32, block: usize) -> usize {
+pub(super) fn groups(m: usize, n: usize, stage: u32) -> usize {
     let (rows, cols) = working(m, n);
     match stage {
         INIT => (rows * cols).max(cols * cols).div_ceil(256),
-        ROTATE => blocks2(cols, block.max(1)) / 2,
+        ROTATE => blocks2(cols) / 2,
         NORMALIZE | FINALIZE => cols,
         _ => 1,
     }
 }
 
-pub(super) fn render(
-    m: usize,
-    n: usize,
-    block: usize,
-    input: &Layout,
-    stage: u32,
-    sz: &mut Sizes,
-) -> String {
+pub(super) fn render(m: usize, n: usize, input: &Layout, stage: u32, sz: &mut Sizes) -> String {
     let tall = m >= n;
     let (rows, cols) = working(m, n);
     let (rs, cs) = (input.strides[0], input.strides[1]);
     // Working column c, row r of the (possibly transposed) matrix: A[r][c] if tall, else A[c][r].
     let (wr, wc) = if tall { (rs, cs) } else { (cs, rs) };
-    let block = block.max(1);
+    let bs = block(cols);
     let rot_tol = (4.0 * f32::EPSILON * (rows as f32).sqrt()).max(1e-6);
     let text = SVD
         .replace("{ROWS}", &sz.u(rows))
-        .replace("{NB2}", &sz.u(blocks2(cols, block)))
-        .replace("{BS}", &sz.u(block))
-        .replace("{LANES}", &sz.u(256 / block))
+        .replace("{NB2}", &sz.u(blocks2(cols)))
+        .replace("{BS}", &sz.u(bs))
+        .replace("{LANES}", &sz.u(256 / bs))
         .replace("{COLS}", &sz.u(cols))
         .replace("{M}", &sz.u(m))
         .replace("{N}", &sz.u(n))

@@ -201,7 +201,6 @@ impl WgpuBackend {
             out_shape: shape.clone(),
             wg: self.ctx.wg_for(&k.body),
             stage: 0,
-            block: 0,
         };
         let out = self.alloc(step.op.name(), numel(shape))?;
         if let Body::Svd { m, n } = k.body {
@@ -319,7 +318,6 @@ impl WgpuBackend {
             out_shape: v.layout.shape.clone(),
             wg: self.ctx.wg,
             stage: 0,
-            block: 0,
         };
         self.encode_kernel(enc, &desc, &out, &[gpu(v)?], cfg)?;
         Ok(out)

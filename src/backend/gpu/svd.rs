@@ -42,8 +42,7 @@ impl WgpuBackend {
             ctx.queue.submit([enc.finish()]);
             return Ok(ctx.new_encoder());
         }
-        let block = stage::block(cols);
-        let rounds = stage::rounds(cols, block);
+        let rounds = stage::rounds(cols);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
         let aux = self.alloc("svd", 3 * cols)?;
@@ -68,7 +67,6 @@ impl WgpuBackend {
             out_shape: vec![crate::ir::svd_packed_len(m, n)],
             wg: 256,
             stage: s,
-            block: block as u32,
         };
         let stages = [
             stage::INIT,
