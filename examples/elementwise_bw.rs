@@ -1,16 +1,20 @@
 //! Kernel time and bandwidth of elementwise graphs (the JIT's cached kernels) at each size
 //! given (default 64M elements, a multiple of 1,024): `x·c`, GELU, an 8-op chain and softmax
-//! over rows of 1,024, 20 calls each after 100 unmeasured ones, GPU timestamps.
-//! `cargo run --release --example elementwise_bw [elements ...]`
+//! over rows of 1,024, 20 calls each after 100 unmeasured ones (10 on the CPU); GPU timestamps
+//! on `wgpu` (the default), wall time per evaluation on `cpu` (threads: `RAYON_NUM_THREADS`).
+//! `cargo run --release --example elementwise_bw [cpu|wgpu] [elements ...]`
 
+use std::time::Instant;
 use tmath::{Device, Tensor};
 
 fn main() -> tmath::Result<()> {
-    let dev = Device::wgpu()?;
-    let mut sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dev = if args.first().map(String::as_str) == Some("cpu") {
+        Device::cpu()?
+    } else {
+        Device::wgpu()?
+    };
+    let mut sizes: Vec<usize> = args.iter().filter_map(|s| s.parse().ok()).collect();
     if sizes.is_empty() {
         sizes.push(64 << 20);
     }
@@ -45,25 +49,31 @@ fn measure(dev: &Device, n: usize) -> tmath::Result<()> {
     ];
     println!("device: {}, {n} elements", dev.adapter_name());
     for (name, g) in graphs {
+        let cpu = dev.backend_name() == "cpu";
         g(&x, &c)?.to_vec()?; // compile
-        for _ in 0..100 {
+        for _ in 0..if cpu { 10 } else { 100 } {
             tmath::eval(&[&g(&x, &c)?])?;
         }
         dev.synchronize()?;
         dev.set_profiling(true);
         let mut times = vec![];
         for _ in 0..20 {
-            let k0 = dev.stats().kernel_time;
+            let (k0, t0) = (dev.stats().kernel_time, Instant::now());
             let y = g(&x, &c)?;
             tmath::eval(&[&y])?;
             dev.synchronize()?;
-            times.push((dev.stats().kernel_time - k0).as_secs_f64() * 1e3);
+            let took = if cpu {
+                t0.elapsed()
+            } else {
+                dev.stats().kernel_time - k0
+            };
+            times.push(took.as_secs_f64() * 1e3);
         }
         dev.set_profiling(false);
         times.sort_by(f64::total_cmp);
         let gbps = |ms: f64| 8.0 * n as f64 / ms / 1e6;
         println!(
-            "{name}: kernel min {:.3} ms ({:.0} GB/s), median {:.3} ms ({:.0} GB/s), max {:.3} ms",
+            "{name}: min {:.3} ms ({:.0} GB/s), median {:.3} ms ({:.0} GB/s), max {:.3} ms",
             times[0],
             gbps(times[0]),
             times[10],

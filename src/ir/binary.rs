@@ -106,17 +106,22 @@ impl BinaryOp {
             BinaryOp::Div => a / b,
             BinaryOp::Pow => a.powf(b),
             BinaryOp::Maximum => {
+                // Selects, not `f32::max`/`min` (a libm call per element in wasm).
                 if a.is_nan() || b.is_nan() {
                     f32::NAN
+                } else if a > b {
+                    a
                 } else {
-                    a.max(b)
+                    b
                 }
             }
             BinaryOp::Minimum => {
                 if a.is_nan() || b.is_nan() {
                     f32::NAN
+                } else if a < b {
+                    a
                 } else {
-                    a.min(b)
+                    b
                 }
             }
             BinaryOp::Lt => flag(a < b),

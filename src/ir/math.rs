@@ -106,7 +106,10 @@ pub(crate) fn exp_nonpos(x: f32) -> f32 {
 /// `tanh x` (Cephes' tanhf: an odd polynomial below 0.625, `(1 − e⁻²ˣ)/(1 + e⁻²ˣ)` above).
 #[inline(always)]
 pub(crate) fn tanh(x: f32) -> f32 {
-    let a = x.abs().min(10.0);
+    // A select, not `f32::min`: wasm's `f32.min` differs on NaN, so rustc calls libm's fminf
+    // there, one element at a time (NaN is handled at the end).
+    let a = x.abs();
+    let a = if a < 10.0 { a } else { 10.0 };
     let z = a * a;
     let small =
         ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z

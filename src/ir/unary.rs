@@ -127,10 +127,11 @@ impl UnaryOp {
             UnaryOp::Tanh => math::tanh(x),
             UnaryOp::Sigmoid => math::sigmoid(x),
             UnaryOp::Relu => {
-                if x.is_nan() {
+                // A select, not `f32::max` (a libm call per element in wasm).
+                if x > 0.0 || x.is_nan() {
                     x
                 } else {
-                    x.max(0.0)
+                    0.0
                 }
             }
             UnaryOp::Gelu => math::gelu(x),

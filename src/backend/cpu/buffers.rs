@@ -61,7 +61,8 @@ impl Drop for HostBuffer {
     }
 }
 
-/// An empty buffer of capacity between `n` and `2n` from the pool, if it has one.
+/// A buffer of capacity between `n` and `2n` from the pool, if it has one, with its old
+/// contents (those holding at least `n` elements first, the smallest of them).
 fn recycled(n: usize) -> Option<Vec<f32>> {
     if n < MIN_ELEMS {
         return None;
@@ -69,11 +70,25 @@ fn recycled(n: usize) -> Option<Vec<f32>> {
     let mut pool = POOL.lock().ok()?;
     let i = (0..pool.free.len())
         .filter(|&i| (n..=2 * n).contains(&pool.free[i].capacity()))
-        .min_by_key(|&i| pool.free[i].capacity())?;
-    let mut v = pool.free.swap_remove(i);
+        .min_by_key(|&i| (pool.free[i].len() < n, pool.free[i].capacity()))?;
+    let v = pool.free.swap_remove(i);
     pool.bytes -= v.capacity() * 4;
-    v.clear();
     Some(v)
+}
+
+/// `n` elements whose values are unspecified (a recycled buffer's old ones, or zeros): for
+/// kernels that write every element. A recycled buffer is not cleared first (at 64M elements a
+/// memset on one thread costs more than a fused kernel on all of them), and a fresh one comes
+/// zeroed from the system, its pages mapped by the threads that first write them.
+pub(crate) fn output(n: usize) -> Vec<f32> {
+    match recycled(n) {
+        Some(mut v) => {
+            v.truncate(n);
+            v.resize(n, 0.0);
+            v
+        }
+        None => vec![0f32; n],
+    }
 }
 
 /// `n` zeros, in a recycled buffer where the pool has one (its pages are mapped already: the
@@ -81,6 +96,7 @@ fn recycled(n: usize) -> Option<Vec<f32>> {
 pub(crate) fn zeroed(n: usize) -> Vec<f32> {
     match recycled(n) {
         Some(mut v) => {
+            v.clear();
             v.resize(n, 0.0);
             v
         }
@@ -92,6 +108,7 @@ pub(crate) fn zeroed(n: usize) -> Vec<f32> {
 pub(crate) fn copied(src: &[f32]) -> Vec<f32> {
     match recycled(src.len()) {
         Some(mut v) => {
+            v.clear();
             v.extend_from_slice(src);
             v
         }

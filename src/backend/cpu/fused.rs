@@ -192,8 +192,21 @@ fn finish(
     }
 }
 
+/// Where an instruction's values for a chunk come from.
+enum Source<'a> {
+    /// A dense slice read in place (a contiguous load, the core value): element `i` of the
+    /// index space is `slice[i]`.
+    Dense(&'a [f32]),
+    /// The same value everywhere (a constant, a broadcast scalar): its register is filled once.
+    Splat(f32),
+    /// Computed (or gathered through a strided layout) into its register, chunk by chunk.
+    Register,
+}
+
 /// Evaluates an elementwise program over the row-major index space of `shape`, `CHUNK`
-/// elements at a time: each instruction fills a chunk-sized register from earlier ones.
+/// elements at a time: each instruction fills a chunk-sized register from earlier ones, where
+/// dense inputs are read in place, constants are filled once per thread, and the result is
+/// written straight into the output.
 fn run(
     prog: &Elementwise,
     slots: &[(&[f32], &Layout)],
@@ -201,35 +214,65 @@ fn run(
     core: Option<&[f32]>,
 ) -> Vec<f32> {
     let n = numel(shape);
+    let insts = &prog.insts;
     // Each load's layout, broadcast to its index space (computed once, not per element).
-    let loads: Vec<Option<Layout>> = prog
-        .insts
+    let loads: Vec<Option<Layout>> = insts
         .iter()
         .map(|i| match i {
             Inst::Load { slot, shape } => Some(slots[*slot].1.broadcast_to(shape)),
             _ => None,
         })
         .collect();
-    let mut out = super::buffers::zeroed(n);
-    let insts = &prog.insts;
+    let sources: Vec<Source> = insts
+        .iter()
+        .zip(&loads)
+        .map(|(inst, layout)| match (inst, layout) {
+            (Inst::Load { slot, .. }, Some(l)) if l.is_contiguous() => {
+                Source::Dense(&slots[*slot].0[l.offset..l.offset + n])
+            }
+            (Inst::Load { slot, .. }, Some(l)) if l.strides.iter().all(|&s| s == 0) => {
+                Source::Splat(slots[*slot].0[l.offset])
+            }
+            (Inst::Core, _) => Source::Dense(&core.expect("a core value")[..n]),
+            (Inst::Const(bits), _) => Source::Splat(f32::from_bits(*bits)),
+            _ => Source::Register,
+        })
+        .collect();
+    let mut out = super::buffers::output(n);
+    // The result is written into the output directly when it is computed last (as the
+    // schedule emits it); else it is copied there from its register.
+    let direct = prog.result + 1 == insts.len() && matches!(sources[prog.result], Source::Register);
     kernels::par_map(&mut out, |start, dst| {
         let mut regs = vec![0f32; insts.len() * CHUNK];
+        for (i, s) in sources.iter().enumerate() {
+            if let Source::Splat(v) = s {
+                regs[i * CHUNK..(i + 1) * CHUNK].fill(*v);
+            }
+        }
         for (c, dst) in dst.chunks_mut(CHUNK).enumerate() {
             let base = start + c * CHUNK;
             let len = dst.len();
             for (i, inst) in insts.iter().enumerate() {
+                if !matches!(sources[i], Source::Register) {
+                    continue;
+                }
                 let (before, rest) = regs.split_at_mut(i * CHUNK);
-                let r = |j: usize| &before[j * CHUNK..j * CHUNK + len];
-                let cur = &mut rest[..len];
+                let r = |j: usize| match sources[j] {
+                    Source::Dense(x) => &x[base..base + len],
+                    _ => &before[j * CHUNK..j * CHUNK + len],
+                };
+                let cur = if direct && i == prog.result {
+                    &mut dst[..]
+                } else {
+                    &mut rest[..len]
+                };
                 match inst {
                     Inst::Load { slot, .. } => {
                         let layout = loads[i].as_ref().expect("a load has its layout");
                         gather_range(slots[*slot].0, layout, base, cur);
                     }
-                    Inst::Core => {
-                        cur.copy_from_slice(&core.expect("a core value")[base..base + len])
-                    }
-                    Inst::Const(bits) => cur.fill(f32::from_bits(*bits)),
+                    // Read in place or filled once (never a register source).
+                    Inst::Core | Inst::Const(_) => {}
                     Inst::Unary(op, x) => op.eval_slice(r(*x), cur),
                     Inst::Binary(op, a, b) => op.eval_slice(r(*a), r(*b), cur),
                     Inst::Select(c, a, b) => {
@@ -239,8 +282,13 @@ fn run(
                     }
                 }
             }
-            let res = prog.result * CHUNK;
-            dst.copy_from_slice(&regs[res..res + len]);
+            if !direct {
+                let res = prog.result;
+                match sources[res] {
+                    Source::Dense(x) => dst.copy_from_slice(&x[base..base + len]),
+                    _ => dst.copy_from_slice(&regs[res * CHUNK..res * CHUNK + len]),
+                }
+            }
         }
     });
     out

@@ -182,7 +182,7 @@ pub(crate) fn reduce(op: ReduceOp, x: &[f32], layout: &Layout, axes: &[usize]) -
     let count = inner_offsets.len();
     // Reduced elements at consecutive offsets: the lanes' loops over a slice.
     let dense = inner_offsets.iter().enumerate().all(|(i, &o)| o == i);
-    let mut out = super::buffers::zeroed(bases.len());
+    let mut out = super::buffers::output(bases.len());
     par_rows(&mut out, 1, count, |first, piece| {
         let bases = &bases[first..];
         if dense && count > 0 {
@@ -292,14 +292,14 @@ pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec
     let si = row_in.strides[0];
     let mut bases = Vec::with_capacity(outer_in.numel());
     for_each_offsets([&outer_in], |[b]| bases.push(b));
-    let mut rows = super::buffers::zeroed(layout.numel());
+    let mut rows = super::buffers::output(layout.numel());
     par_rows(&mut rows, len, 4 * len, |first, piece| {
         softmax_rows(x, si, &bases[first..], log, piece, len)
     });
     if axis + 1 == layout.shape.len() {
         return rows;
     }
-    let mut out = super::buffers::zeroed(rows.len());
+    let mut out = super::buffers::output(rows.len());
     let (outer_out, row_out) = split_axes(&Layout::contiguous(&layout.shape), &[axis]);
     let so = row_out.strides[0];
     let mut src = rows.chunks(len);
