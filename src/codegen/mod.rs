@@ -116,17 +116,23 @@ impl KernelDesc {
     }
 
     /// The launch of this kernel in `variant`: [`Self::launch`], except that a specialized
-    /// elementwise kernel whose loads allow it handles four elements per thread.
+    /// elementwise kernel whose loads allow it handles four elements per thread, and a
+    /// specialized softmax runs several short rows per workgroup.
     pub fn launch_as(&self, variant: Variant) -> Launch {
         let mut launch = self.launch();
         if elementwise::vec4_loads(self, variant).is_some() {
             launch.groups = Groups::Flat((numel(&self.out_shape) / 4).div_ceil(self.wg as usize));
         }
+        if let Body::Softmax { shape, axis, .. } = &self.body {
+            let len = shape[*axis];
+            let rows = numel(&self.out_shape) / len.max(1);
+            launch.groups = Groups::Flat(softmax::groups(rows, len, self.wg, variant));
+        }
         launch
     }
 
     /// The launch of this kernel (its bindings are the same in both variants; its workgroups
-    /// too, but for [`Self::launch_as`]).
+    /// too, but for [`Self::launch_as`]; a softmax here: one row per workgroup).
     pub fn launch(&self) -> Launch {
         let n_out = numel(&self.out_shape);
         let wg = self.wg as usize;
@@ -157,6 +163,15 @@ impl Sizes {
         Sizes {
             generic: variant == Variant::Generic,
             meta: vec![],
+        }
+    }
+
+    /// The variant these sizes are written for.
+    fn variant(&self) -> Variant {
+        if self.generic {
+            Variant::Generic
+        } else {
+            Variant::Specialized
         }
     }
 

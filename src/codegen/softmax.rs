@@ -1,14 +1,36 @@
-//! Softmax and log-softmax along one axis: one workgroup per row, the input element given by
-//! the fused prologue. A row of at most `ROW_CACHED` elements (or 4 per thread) is read once into
-//! registers (max, exponentials and their sum, write); a longer one in three passes over memory
-//! (max, sum of exponentials, write). Both do the same arithmetic in the same order.
+//! Softmax and log-softmax along one axis, the input element given by the fused prologue. A row
+//! of at most `ROW_CACHED` elements is shared by a group of threads (`threads_per_row`: up to 32,
+//! several rows per workgroup) and read once into their registers (max, exponentials and their
+//! sum, write); a longer one gets a whole workgroup and three passes over memory (max, sum of
+//! exponentials, write). Both do the same arithmetic in the same order.
 
-use super::{program_code, unravel_fn, KernelDesc, Sizes};
+use super::{program_code, unravel_fn, KernelDesc, Sizes, Variant};
 use crate::shape::{contiguous_strides, numel};
 
-/// Rows up to this many elements are held in registers, `ROW_CACHED / wg` per thread (at least
-/// 4, at most 32: 4 with 256 threads, 32 with the 32 of a software adapter).
+/// Rows up to this many elements are held in registers (at most 32 per thread).
 const ROW_CACHED: u32 = 1024;
+
+/// Threads sharing a row of `len` elements in workgroups of `wg`: a row held in registers gets
+/// the smallest power of two that leaves each thread at most 8 of its elements, up to 32 (then
+/// up to 32 each), so a workgroup runs `wg / threads` rows and a row's reductions take at most
+/// five tree levels, shared by all of them (H200, 64M elements in rows of 1,024: one row of 256
+/// threads per workgroup spent its time in 16 barriers per row). A longer row: the workgroup.
+/// Specialized kernels only: a generic kernel's text depends on no size, so it keeps one row
+/// per workgroup.
+pub(super) fn threads_per_row(len: usize, wg: u32, variant: Variant) -> u32 {
+    let cap = wg.min(32);
+    if len > ROW_CACHED as usize || variant == Variant::Generic {
+        return wg;
+    }
+    u32::try_from(len.div_ceil(8).next_power_of_two())
+        .unwrap_or(cap)
+        .clamp(1, cap)
+}
+
+/// Workgroups for `rows` rows of `len`.
+pub(super) fn groups(rows: usize, len: usize, wg: u32, variant: Variant) -> usize {
+    rows.div_ceil((wg / threads_per_row(len, wg, variant)) as usize)
+}
 
 pub(super) fn render(
     d: &KernelDesc,
@@ -41,22 +63,30 @@ pub(super) fn render(
     } else {
         ("vals[t] = e;", "vals[t] / total")
     };
-    let cached = (ROW_CACHED / wg).clamp(4, 32);
+    let tpr = threads_per_row(shape[axis], wg, sz.variant());
+    // Elements per thread held in registers: 8 below the cap of threads per row (by
+    // construction of `threads_per_row`), else what a row of ROW_CACHED needs.
+    let cached = if tpr < wg.min(32) {
+        8
+    } else {
+        (ROW_CACHED / tpr).clamp(4, 32)
+    };
     s += &format!(
         "
 var<workgroup> sh: array<f32, {wg}>;
 
-// The workgroup's max and sum of one value per thread (a tree; every thread gets the result).
+// The max and sum of one value per thread over each row's group of {tpr} threads (a tree in
+// workgroup memory, every group at once; every thread gets its row's result).
 fn tm_wg_max(x: f32, lid: u32) -> f32 {{
     sh[lid] = x;
     workgroupBarrier();
     for (var st = {half}u; st > 0u; st = st >> 1u) {{
-        if (lid < st) {{
+        if (lid % {tpr}u < st) {{
             sh[lid] = tm_max(sh[lid], sh[lid + st]);
         }}
         workgroupBarrier();
     }}
-    let r = sh[0];
+    let r = sh[lid - lid % {tpr}u];
     workgroupBarrier();
     return r;
 }}
@@ -65,26 +95,28 @@ fn tm_wg_sum(x: f32, lid: u32) -> f32 {{
     sh[lid] = x;
     workgroupBarrier();
     for (var st = {half}u; st > 0u; st = st >> 1u) {{
-        if (lid < st) {{
+        if (lid % {tpr}u < st) {{
             sh[lid] = sh[lid] + sh[lid + st];
         }}
         workgroupBarrier();
     }}
-    let r = sh[0];
+    let r = sh[lid - lid % {tpr}u];
     workgroupBarrier();
     return r;
 }}
 
 @compute @workgroup_size({wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
-    let o = wid.x + wid.y * nwg.x;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) id: u32) {{
+    // Thread `lid` of row `o` (`{rpw}` rows per workgroup).
+    let lid = id % {tpr}u;
+    let o = (wid.x + wid.y * nwg.x) * {rpw}u + id / {tpr}u;
     let valid = o < {rows};
     let base = row_base(o);
-    if ({len} <= {cached}u * {wg}u) {{
+    if ({len} <= {cached}u * {tpr}u) {{
         var vals: array<f32, {cached}>;
         var m = -tm_inf();
         for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            let j = lid + t * {wg}u;
+            let j = lid + t * {tpr}u;
             var v = -tm_inf();
             if (valid && j < {len}) {{
                 let gi = base + j * {step};
@@ -93,18 +125,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             vals[t] = v;
             m = tm_max(m, v);
         }}
-        let mx = tm_wg_max(m, lid);
+        let mx = tm_wg_max(m, id);
         var acc = 0.0;
         for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            if (valid && lid + t * {wg}u < {len}) {{
+            if (valid && lid + t * {tpr}u < {len}) {{
                 let e = tm_exp(vals[t] - mx);
                 acc = acc + e;
                 {keep}
             }}
         }}
-        let total = tm_wg_sum(acc, lid);
+        let total = tm_wg_sum(acc, id);
         for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            let j = lid + t * {wg}u;
+            let j = lid + t * {tpr}u;
             if (valid && j < {len}) {{
                 out[base + j * {step}] = {cached_write};
             }}
@@ -113,29 +145,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }}
     var m = -tm_inf();
     if (valid) {{
-        for (var j = lid; j < {len}; j = j + {wg}u) {{
+        for (var j = lid; j < {len}; j = j + {tpr}u) {{
             let gi = base + j * {step};
 {pro}            m = tm_max(m, {pres});
         }}
     }}
-    let mx = tm_wg_max(m, lid);
+    let mx = tm_wg_max(m, id);
     var acc = 0.0;
     if (valid) {{
-        for (var j = lid; j < {len}; j = j + {wg}u) {{
+        for (var j = lid; j < {len}; j = j + {tpr}u) {{
             let gi = base + j * {step};
 {pro}            acc = acc + tm_exp({pres} - mx);
         }}
     }}
-    let total = tm_wg_sum(acc, lid);
+    let total = tm_wg_sum(acc, id);
     if (valid) {{
-        for (var j = lid; j < {len}; j = j + {wg}u) {{
+        for (var j = lid; j < {len}; j = j + {tpr}u) {{
             let gi = base + j * {step};
 {pro}            out[gi] = {write};
         }}
     }}
 }}
 ",
-        half = wg / 2
+        half = tpr / 2,
+        rpw = wg / tpr,
     );
     s
 }
