@@ -4,6 +4,8 @@
 //! sum, write); a longer one gets a whole workgroup and three passes over memory (max, sum of
 //! exponentials, write). Both do the same arithmetic in the same order.
 
+use std::fmt::Write;
+
 use super::{program_code, unravel_fn, KernelDesc, Sizes, Variant};
 use crate::shape::{contiguous_strides, numel};
 
@@ -57,12 +59,6 @@ pub(super) fn render(
     } else {
         format!("tm_exp({pres} - mx) / total")
     };
-    // The cached path keeps x (log-softmax) or exp(x − max) (softmax) per element.
-    let (keep, cached_write) = if log {
-        ("", "vals[t] - mx - tm_log(total)")
-    } else {
-        ("vals[t] = e;", "vals[t] / total")
-    };
     let tpr = threads_per_row(shape[axis], wg, sz.variant());
     // Elements per thread held in registers: 4 when a row takes part of the workgroup (by
     // construction of `threads_per_row`), else what a row of ROW_CACHED needs.
@@ -71,6 +67,53 @@ pub(super) fn render(
     } else {
         (ROW_CACHED / tpr).clamp(4, 32)
     };
+    // The cached path, unrolled: every load is issued before any is used (a loop that used each
+    // value as it came waited a memory latency per element), values in registers `v0, v1, …`
+    // keeping x (log-softmax) or exp(x − max) (softmax).
+    let mut cached_code = String::new();
+    let j = |t: u32| format!("lid + {t}u * {tpr}u");
+    for t in 0..cached {
+        let _ = write!(
+            cached_code,
+            "        var v{t} = -tm_inf();
+        if (valid && {j} < {len}) {{
+            let gi = base + ({j}) * {step};
+{pro}            v{t} = {pres};
+        }}
+",
+            j = j(t)
+        );
+    }
+    cached_code += "        var m = -tm_inf();\n";
+    for t in 0..cached {
+        let _ = writeln!(cached_code, "        m = tm_max(m, v{t});");
+    }
+    cached_code += "        let mx = tm_wg_max(m, id);\n        var acc = 0.0;\n";
+    for t in 0..cached {
+        let keep = if log {
+            String::new()
+        } else {
+            format!(" v{t} = e;")
+        };
+        let _ = writeln!(
+            cached_code,
+            "        if (valid && {j} < {len}) {{ let e = tm_exp(v{t} - mx); acc = acc + e;{keep} }}",
+            j = j(t)
+        );
+    }
+    cached_code += "        let total = tm_wg_sum(acc, id);\n";
+    for t in 0..cached {
+        let value = if log {
+            format!("v{t} - mx - tm_log(total)")
+        } else {
+            format!("v{t} / total")
+        };
+        let _ = writeln!(
+            cached_code,
+            "        if (valid && {j} < {len}) {{ out[base + ({j}) * {step}] = {value}; }}",
+            j = j(t)
+        );
+    }
     s += &format!(
         "
 var<workgroup> sh: array<f32, {wg}>;
@@ -113,35 +156,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let valid = o < {rows};
     let base = row_base(o);
     if ({len} <= {cached}u * {tpr}u) {{
-        var vals: array<f32, {cached}>;
-        var m = -tm_inf();
-        for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            let j = lid + t * {tpr}u;
-            var v = -tm_inf();
-            if (valid && j < {len}) {{
-                let gi = base + j * {step};
-{pro}                v = {pres};
-            }}
-            vals[t] = v;
-            m = tm_max(m, v);
-        }}
-        let mx = tm_wg_max(m, id);
-        var acc = 0.0;
-        for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            if (valid && lid + t * {tpr}u < {len}) {{
-                let e = tm_exp(vals[t] - mx);
-                acc = acc + e;
-                {keep}
-            }}
-        }}
-        let total = tm_wg_sum(acc, id);
-        for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            let j = lid + t * {tpr}u;
-            if (valid && j < {len}) {{
-                out[base + j * {step}] = {cached_write};
-            }}
-        }}
-        return;
+{cached_code}        return;
     }}
     var m = -tm_inf();
     if (valid) {{
