@@ -13,6 +13,9 @@ use crate::shape::{contiguous_strides, numel};
 /// the 32 of a software adapter).
 const ROW_CACHED: u32 = 1024;
 
+/// The register path is unrolled up to this many elements per thread.
+const UNROLL_MAX: u32 = 8;
+
 /// Threads sharing a row of `len` elements in workgroups of `wg`: a row held in registers gets
 /// the smallest power of two that leaves each thread at most 4 of its elements, up to the whole
 /// workgroup (rows of 1,024 with 256 threads), so a workgroup runs `wg / threads` short rows at
@@ -67,51 +70,94 @@ pub(super) fn render(
     } else {
         (ROW_CACHED / tpr).clamp(4, 32)
     };
-    // The cached path, unrolled: every load is issued before any is used (a loop that used each
-    // value as it came waited a memory latency per element), values in registers `v0, v1, …`
-    // keeping x (log-softmax) or exp(x − max) (softmax).
+    // The cached path. Up to UNROLL_MAX elements per thread (every hardware adapter's case)
+    // it is unrolled: every load is issued before any is used (a loop that used each value as
+    // it came waited a memory latency per element), values in registers `v0, v1, …` keeping x
+    // (log-softmax) or exp(x − max) (softmax). The 32 elements per thread of a software
+    // adapter stay a loop over a private array (unrolled, its compiled code outgrew the
+    // pipeline cache's size estimate there).
     let mut cached_code = String::new();
-    let j = |t: u32| format!("lid + {t}u * {tpr}u");
-    for t in 0..cached {
-        let _ = write!(
-            cached_code,
-            "        var v{t} = -tm_inf();
+    if cached <= UNROLL_MAX {
+        let j = |t: u32| format!("lid + {t}u * {tpr}u");
+        for t in 0..cached {
+            let _ = write!(
+                cached_code,
+                "        var v{t} = -tm_inf();
         if (valid && {j} < {len}) {{
             let gi = base + ({j}) * {step};
 {pro}            v{t} = {pres};
         }}
 ",
-            j = j(t)
-        );
-    }
-    cached_code += "        var m = -tm_inf();\n";
-    for t in 0..cached {
-        let _ = writeln!(cached_code, "        m = tm_max(m, v{t});");
-    }
-    cached_code += "        let mx = tm_wg_max(m, id);\n        var acc = 0.0;\n";
-    for t in 0..cached {
-        let keep = if log {
-            String::new()
+                j = j(t)
+            );
+        }
+        cached_code += "        var m = -tm_inf();\n";
+        for t in 0..cached {
+            let _ = writeln!(cached_code, "        m = tm_max(m, v{t});");
+        }
+        cached_code += "        let mx = tm_wg_max(m, id);\n        var acc = 0.0;\n";
+        for t in 0..cached {
+            let keep = if log {
+                String::new()
+            } else {
+                format!(" v{t} = e;")
+            };
+            let _ = writeln!(
+                cached_code,
+                "        if (valid && {j} < {len}) {{ let e = tm_exp(v{t} - mx); acc = acc + e;{keep} }}",
+                j = j(t)
+            );
+        }
+        cached_code += "        let total = tm_wg_sum(acc, id);\n";
+        for t in 0..cached {
+            let value = if log {
+                format!("v{t} - mx - tm_log(total)")
+            } else {
+                format!("v{t} / total")
+            };
+            let _ = writeln!(
+                cached_code,
+                "        if (valid && {j} < {len}) {{ out[base + ({j}) * {step}] = {value}; }}",
+                j = j(t)
+            );
+        }
+    } else {
+        let (keep, value) = if log {
+            ("", "vals[t] - mx - tm_log(total)")
         } else {
-            format!(" v{t} = e;")
+            ("vals[t] = e;", "vals[t] / total")
         };
-        let _ = writeln!(
+        let _ = write!(
             cached_code,
-            "        if (valid && {j} < {len}) {{ let e = tm_exp(v{t} - mx); acc = acc + e;{keep} }}",
-            j = j(t)
-        );
-    }
-    cached_code += "        let total = tm_wg_sum(acc, id);\n";
-    for t in 0..cached {
-        let value = if log {
-            format!("v{t} - mx - tm_log(total)")
-        } else {
-            format!("v{t} / total")
-        };
-        let _ = writeln!(
-            cached_code,
-            "        if (valid && {j} < {len}) {{ out[base + ({j}) * {step}] = {value}; }}",
-            j = j(t)
+            "        var vals: array<f32, {cached}>;
+        var m = -tm_inf();
+        for (var t = 0u; t < {cached}u; t = t + 1u) {{
+            let j = lid + t * {tpr}u;
+            var v = -tm_inf();
+            if (valid && j < {len}) {{
+                let gi = base + j * {step};
+{pro}                v = {pres};
+            }}
+            vals[t] = v;
+            m = tm_max(m, v);
+        }}
+        let mx = tm_wg_max(m, id);
+        var acc = 0.0;
+        for (var t = 0u; t < {cached}u; t = t + 1u) {{
+            if (valid && lid + t * {tpr}u < {len}) {{
+                let e = tm_exp(vals[t] - mx);
+                acc = acc + e;
+                {keep}
+            }}
+        }}
+        let total = tm_wg_sum(acc, id);
+        for (var t = 0u; t < {cached}u; t = t + 1u) {{
+            let j = lid + t * {tpr}u;
+            if (valid && j < {len}) {{
+                out[base + j * {step}] = {value};
+            }}
+        }}
+"
         );
     }
     s += &format!(
