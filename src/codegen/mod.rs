@@ -117,7 +117,7 @@ impl KernelDesc {
 
     /// The launch of this kernel in `variant`: [`Self::launch`], except that a specialized
     /// elementwise kernel whose loads allow it handles four elements per thread, and a
-    /// specialized softmax runs several short rows per workgroup.
+    /// softmax runs several short rows per workgroup.
     pub fn launch_as(&self, variant: Variant) -> Launch {
         let mut launch = self.launch();
         if elementwise::vec4_loads(self, variant).is_some() {
@@ -126,7 +126,7 @@ impl KernelDesc {
         if let Body::Softmax { shape, axis, .. } = &self.body {
             let len = shape[*axis];
             let rows = numel(&self.out_shape) / len.max(1);
-            launch.groups = Groups::Flat(softmax::groups(rows, len, self.wg, variant));
+            launch.groups = Groups::Flat(softmax::groups(rows, len, self.wg));
         }
         launch
     }

@@ -21,10 +21,11 @@ const UNROLL_MAX: u32 = 8;
 /// workgroup (rows of 1,024 with 256 threads), so a workgroup runs `wg / threads` short rows at
 /// once instead of one row on mostly idle threads. (Fewer threads with more elements each,
 /// 32 × 32 for rows of 1,024, measured 2.3× slower on the H200: a private array of 32 floats
-/// is not kept in registers.) A longer row: the workgroup. Specialized kernels only: a generic
-/// kernel's text depends on no size, so it keeps one row per workgroup.
-pub(super) fn threads_per_row(len: usize, wg: u32, variant: Variant) -> u32 {
-    if len > ROW_CACHED as usize || variant == Variant::Generic {
+/// is not kept in registers.) A longer row: the workgroup. Both variants: a generic kernel
+/// reads it as a size, so its reductions add in the specialized kernel's order and the two
+/// give bit-identical results.
+pub(super) fn threads_per_row(len: usize, wg: u32) -> u32 {
+    if len > ROW_CACHED as usize {
         return wg;
     }
     u32::try_from(len.div_ceil(4).next_power_of_two())
@@ -33,8 +34,8 @@ pub(super) fn threads_per_row(len: usize, wg: u32, variant: Variant) -> u32 {
 }
 
 /// Workgroups for `rows` rows of `len`.
-pub(super) fn groups(rows: usize, len: usize, wg: u32, variant: Variant) -> usize {
-    rows.div_ceil((wg / threads_per_row(len, wg, variant)) as usize)
+pub(super) fn groups(rows: usize, len: usize, wg: u32) -> usize {
+    rows.div_ceil((wg / threads_per_row(len, wg)) as usize)
 }
 
 pub(super) fn render(
@@ -62,14 +63,18 @@ pub(super) fn render(
     } else {
         format!("tm_exp({pres} - mx) / total")
     };
-    let tpr = threads_per_row(shape[axis], wg, sz.variant());
+    let tpr = threads_per_row(shape[axis], wg);
     // Elements per thread held in registers: 4 when a row takes part of the workgroup (by
-    // construction of `threads_per_row`), else what a row of ROW_CACHED needs.
-    let cached = if tpr < wg {
+    // construction of `threads_per_row`), else what a row of ROW_CACHED needs. A generic
+    // kernel's text depends on no size: it holds the most a row of ROW_CACHED can need (the
+    // elements past the row's end skipped, so it adds in the same order).
+    let cached = if tpr < wg && sz.variant() == Variant::Specialized {
         4
     } else {
-        (ROW_CACHED / tpr).clamp(4, 32)
+        (ROW_CACHED / wg).clamp(4, 32)
     };
+    let (half, rpw) = (sz.u((tpr / 2) as usize), sz.u((wg / tpr) as usize));
+    let tpr = sz.u(tpr as usize);
     // The cached path. Up to UNROLL_MAX elements per thread (every hardware adapter's case)
     // it is unrolled: every load is issued before any is used (a loop that used each value as
     // it came waited a memory latency per element), values in registers `v0, v1, …` keeping x
@@ -78,7 +83,7 @@ pub(super) fn render(
     // pipeline cache's size estimate there).
     let mut cached_code = String::new();
     if cached <= UNROLL_MAX {
-        let j = |t: u32| format!("lid + {t}u * {tpr}u");
+        let j = |t: u32| format!("lid + {t}u * {tpr}");
         for t in 0..cached {
             let _ = write!(
                 cached_code,
@@ -132,7 +137,7 @@ pub(super) fn render(
             "        var vals: array<f32, {cached}>;
         var m = -tm_inf();
         for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            let j = lid + t * {tpr}u;
+            let j = lid + t * {tpr};
             var v = -tm_inf();
             if (valid && j < {len}) {{
                 let gi = base + j * {step};
@@ -144,7 +149,7 @@ pub(super) fn render(
         let mx = tm_wg_max(m, id);
         var acc = 0.0;
         for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            if (valid && lid + t * {tpr}u < {len}) {{
+            if (valid && lid + t * {tpr} < {len}) {{
                 let e = tm_exp(vals[t] - mx);
                 acc = acc + e;
                 {keep}
@@ -152,7 +157,7 @@ pub(super) fn render(
         }}
         let total = tm_wg_sum(acc, id);
         for (var t = 0u; t < {cached}u; t = t + 1u) {{
-            let j = lid + t * {tpr}u;
+            let j = lid + t * {tpr};
             if (valid && j < {len}) {{
                 out[base + j * {step}] = {value};
             }}
@@ -169,13 +174,13 @@ var<workgroup> sh: array<f32, {wg}>;
 fn tm_wg_max(x: f32, lid: u32) -> f32 {{
     sh[lid] = x;
     workgroupBarrier();
-    for (var st = {half}u; st > 0u; st = st >> 1u) {{
-        if (lid % {tpr}u < st) {{
+    for (var st = {half}; st > 0u; st = st >> 1u) {{
+        if (lid % {tpr} < st) {{
             sh[lid] = tm_max(sh[lid], sh[lid + st]);
         }}
         workgroupBarrier();
     }}
-    let r = sh[lid - lid % {tpr}u];
+    let r = sh[lid - lid % {tpr}];
     workgroupBarrier();
     return r;
 }}
@@ -183,13 +188,13 @@ fn tm_wg_max(x: f32, lid: u32) -> f32 {{
 fn tm_wg_sum(x: f32, lid: u32) -> f32 {{
     sh[lid] = x;
     workgroupBarrier();
-    for (var st = {half}u; st > 0u; st = st >> 1u) {{
-        if (lid % {tpr}u < st) {{
+    for (var st = {half}; st > 0u; st = st >> 1u) {{
+        if (lid % {tpr} < st) {{
             sh[lid] = sh[lid] + sh[lid + st];
         }}
         workgroupBarrier();
     }}
-    let r = sh[lid - lid % {tpr}u];
+    let r = sh[lid - lid % {tpr}];
     workgroupBarrier();
     return r;
 }}
@@ -197,16 +202,16 @@ fn tm_wg_sum(x: f32, lid: u32) -> f32 {{
 @compute @workgroup_size({wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) id: u32) {{
     // Thread `lid` of row `o` (`{rpw}` rows per workgroup).
-    let lid = id % {tpr}u;
-    let o = (wid.x + wid.y * nwg.x) * {rpw}u + id / {tpr}u;
+    let lid = id % {tpr};
+    let o = (wid.x + wid.y * nwg.x) * {rpw} + id / {tpr};
     let valid = o < {rows};
     let base = row_base(o);
-    if ({len} <= {cached}u * {tpr}u) {{
+    if ({len} <= {cached}u * {tpr}) {{
 {cached_code}        return;
     }}
     var m = -tm_inf();
     if (valid) {{
-        for (var j = lid; j < {len}; j = j + {tpr}u) {{
+        for (var j = lid; j < {len}; j = j + {tpr}) {{
             let gi = base + j * {step};
 {pro}            m = tm_max(m, {pres});
         }}
@@ -214,22 +219,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let mx = tm_wg_max(m, id);
     var acc = 0.0;
     if (valid) {{
-        for (var j = lid; j < {len}; j = j + {tpr}u) {{
+        for (var j = lid; j < {len}; j = j + {tpr}) {{
             let gi = base + j * {step};
 {pro}            acc = acc + tm_exp({pres} - mx);
         }}
     }}
     let total = tm_wg_sum(acc, id);
     if (valid) {{
-        for (var j = lid; j < {len}; j = j + {tpr}u) {{
+        for (var j = lid; j < {len}; j = j + {tpr}) {{
             let gi = base + j * {step};
 {pro}            out[gi] = {write};
         }}
     }}
 }}
 ",
-        half = tpr / 2,
-        rpw = wg / tpr,
     );
     s
 }

@@ -109,9 +109,11 @@ fn families() -> Vec<Family> {
     ]
 }
 
-async fn run_family(dev: &Device, cpu: &Device, f: &Family, seed: u64) {
+/// Runs `f` at each of its shapes against the CPU device; returns every output read back.
+async fn run_family(dev: &Device, cpu: &Device, f: &Family, seed: u64) -> Vec<Vec<f32>> {
     let wgpu = dev.backend_name() == "wgpu";
     let before = dev.stats().compiles;
+    let mut outputs = vec![];
     for (i, &p) in f.params.iter().enumerate() {
         let shapes = (f.inputs)(p);
         let data: Vec<Vec<f32>> = shapes
@@ -137,6 +139,7 @@ async fn run_family(dev: &Device, cpu: &Device, f: &Family, seed: u64) {
                 f.atol,
                 f.rtol,
             );
+            outputs.push(g);
         }
     }
     if wgpu {
@@ -149,6 +152,7 @@ async fn run_family(dev: &Device, cpu: &Device, f: &Family, seed: u64) {
             f.pipelines
         );
     }
+    outputs
 }
 
 /// SVD stages generic: tall, wide and square matrices of different sizes share the six
@@ -201,13 +205,37 @@ pub async fn generic_kernels(dev: &Device) {
     let fresh = super::fresh_device(dev).await;
     let dev = &fresh;
     tmath::debug::set_generic_kernels(dev, true);
+    let mut generic = vec![];
     for (i, f) in families().iter().enumerate() {
-        run_family(dev, &cpu, f, 500 + 100 * i as u64).await;
+        generic.push(run_family(dev, &cpu, f, 500 + 100 * i as u64).await);
     }
     svd_generic(dev, &cpu).await;
     // Back to specialized: a seen shape of a seen structure now compiles its own pipeline.
     tmath::debug::set_generic_kernels(dev, false);
     if dev.backend_name() == "wgpu" {
+        // Softmax's reductions add in the same order in both variants (its specialized kernel
+        // shares a short row among fewer threads): bit-identical results.
+        let (i, f) = families()
+            .into_iter()
+            .enumerate()
+            .find(|(_, f)| f.name.starts_with("softmax"))
+            .unwrap();
+        let specialized = Family {
+            pipelines: 2 * f.params.len() as u64,
+            ..f
+        };
+        let got = run_family(dev, &cpu, &specialized, 500 + 100 * i as u64).await;
+        for (k, (s, g)) in got.iter().zip(&generic[i]).enumerate() {
+            let differ = s
+                .iter()
+                .zip(g)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differ, 0,
+                "softmax output {k}: specialized and generic kernels differ in {differ} values"
+            );
+        }
         let f = &families()[0];
         let before = dev.stats().compiles;
         run_family_specialized(dev, &cpu, f).await;
