@@ -1,8 +1,10 @@
 //! Kernel time and bandwidth of elementwise graphs (the JIT's cached kernels) at each size
-//! given (default 64M elements, a multiple of 1,024): `x·c`, GELU, an 8-op chain and softmax
-//! over rows of 1,024, 20 calls each after 100 unmeasured ones (10 on the CPU); GPU timestamps
-//! on `wgpu` (the default), wall time per evaluation on `cpu` (threads: `RAYON_NUM_THREADS`).
-//! `cargo run --release --example elementwise_bw [cpu|wgpu] [elements ...]`
+//! given (default 64M elements, a multiple of 4,096): `x·c`, GELU, an 8-op chain and softmax
+//! over rows of 1,024 and of 4,096, 20 calls each after 100 unmeasured ones (10 on the CPU);
+//! GPU timestamps on `wgpu` (the default), wall time per evaluation on `cpu` (threads:
+//! `RAYON_NUM_THREADS`). With `ops`, each unary op of the chain alone too (where the chain's
+//! time goes).
+//! `cargo run --release --example elementwise_bw [cpu|wgpu] [ops] [elements ...]`
 
 use std::time::Instant;
 use tmath::{Device, Tensor};
@@ -18,19 +20,20 @@ fn main() -> tmath::Result<()> {
     if sizes.is_empty() {
         sizes.push(64 << 20);
     }
+    let ops = args.iter().any(|a| a == "ops");
     for n in sizes {
-        measure(&dev, n)?;
+        measure(&dev, n, ops)?;
     }
     Ok(())
 }
 
-fn measure(dev: &Device, n: usize) -> tmath::Result<()> {
+fn measure(dev: &Device, n: usize, ops: bool) -> tmath::Result<()> {
     let dev = dev.clone();
     let x = Tensor::randn(&[n], 7, &dev)?;
     let c = Tensor::scalar(0.5, &dev)?;
     tmath::eval(&[&x, &c])?;
     type Graph = fn(&Tensor, &Tensor) -> tmath::Result<Tensor>;
-    let graphs: [(&str, Graph); 4] = [
+    let mut graphs: Vec<(&str, Graph)> = vec![
         ("x*c", |x, c| x.mul(c)),
         ("gelu", |x, _| x.gelu()),
         ("8-op chain", |x, c| {
@@ -46,7 +49,20 @@ fn measure(dev: &Device, n: usize) -> tmath::Result<()> {
         ("softmax, rows of 1024", |x, _| {
             x.reshape(&[x.shape()[0] / 1024, 1024])?.softmax(1)
         }),
+        ("softmax, rows of 4096", |x, _| {
+            x.reshape(&[x.shape()[0] / 4096, 4096])?.softmax(1)
+        }),
     ];
+    if ops {
+        graphs.extend([
+            ("tanh", (|x, _| x.tanh()) as Graph),
+            ("abs", |x, _| x.abs()),
+            ("sqrt", |x, _| x.sqrt()),
+            ("neg", |x, _| x.neg()),
+            ("exp", |x, _| x.exp()),
+            ("sigmoid", |x, _| x.sigmoid()),
+        ]);
+    }
     println!("device: {}, {n} elements", dev.adapter_name());
     for (name, g) in graphs {
         let cpu = dev.backend_name() == "cpu";

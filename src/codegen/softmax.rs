@@ -9,28 +9,52 @@ use std::fmt::Write;
 use super::{program_code, unravel_fn, KernelDesc, Sizes, Variant};
 use crate::shape::{contiguous_strides, numel};
 
-/// Rows up to this many elements are held in registers (4 per thread with 256 threads, 32 with
-/// the 32 of a software adapter).
-const ROW_CACHED: u32 = 1024;
+/// Rows up to this many elements are held in registers where a workgroup can hold them (16 per
+/// thread with 256 threads; a software adapter's 32 threads hold rows of up to 1,024, 32 each).
+const ROW_CACHED: u32 = 4096;
 
-/// The register path is unrolled up to this many elements per thread.
-const UNROLL_MAX: u32 = 8;
+/// The register path is unrolled up to this many elements per thread: 16 on hardware (rows of
+/// 1,024 and 4,096), 8 on a software adapter (32-thread workgroups), whose CPU code for more
+/// outgrows the pipeline cache's size estimate (unrolled 32: `tests/memory` grew by 119 MiB).
+fn unroll_max(wg: u32) -> u32 {
+    if wg >= 64 {
+        16
+    } else {
+        8
+    }
+}
+
+/// Elements per thread when rows share a workgroup: threads enough for a row to have at most
+/// this many each (rows of 1,024: 64 threads, 4 rows per workgroup of 256).
+const ROW_SHARE: u32 = 16;
+
+/// The most elements a thread holds in registers in workgroups of `wg`.
+fn per_thread_max(wg: u32) -> u32 {
+    (ROW_CACHED / wg).clamp(4, 32)
+}
+
+/// Whether rows of `len` take the register path in workgroups of `wg`.
+fn in_registers(len: usize, wg: u32) -> bool {
+    len <= (per_thread_max(wg) * wg) as usize
+}
 
 /// Threads sharing a row of `len` elements in workgroups of `wg`: a row held in registers gets
-/// the smallest power of two that leaves each thread at most 4 of its elements, up to the whole
-/// workgroup (rows of 1,024 with 256 threads), so a workgroup runs `wg / threads` short rows at
-/// once instead of one row on mostly idle threads. (Fewer threads with more elements each,
-/// 32 × 32 for rows of 1,024, measured 2.3× slower on the H200: a private array of 32 floats
-/// is not kept in registers.) A longer row: the workgroup. Both variants: a generic kernel
+/// the smallest power of two that leaves each thread at most `ROW_SHARE` of its elements, up to
+/// the whole workgroup, so a workgroup runs `wg / threads` short rows at once instead of one
+/// row on mostly idle threads, and each thread has many loads in flight. A longer row: the
+/// workgroup. Both variants: a generic kernel
 /// reads it as a size, so its reductions add in the specialized kernel's order and the two
 /// give bit-identical results.
 pub(super) fn threads_per_row(len: usize, wg: u32) -> u32 {
-    if len > ROW_CACHED as usize {
+    if !in_registers(len, wg) {
         return wg;
     }
-    u32::try_from(len.div_ceil(4).next_power_of_two())
-        .unwrap_or(wg)
-        .clamp(1, wg)
+    u32::try_from(
+        len.div_ceil(ROW_SHARE.min(per_thread_max(wg)) as usize)
+            .next_power_of_two(),
+    )
+    .unwrap_or(wg)
+    .clamp(1, wg)
 }
 
 /// Workgroups for `rows` rows of `len`.
@@ -64,25 +88,25 @@ pub(super) fn render(
         format!("tm_exp({pres} - mx) / total")
     };
     let tpr = threads_per_row(shape[axis], wg);
-    // Elements per thread held in registers: 4 when a row takes part of the workgroup (by
-    // construction of `threads_per_row`), else what a row of ROW_CACHED needs. A generic
-    // kernel's text depends on no size: it holds the most a row of ROW_CACHED can need (the
-    // elements past the row's end skipped, so it adds in the same order).
-    let cached = if tpr < wg && sz.variant() == Variant::Specialized {
-        4
+    // Elements per thread held in registers: what the row needs (at most ROW_SHARE when a row
+    // takes part of the workgroup, by construction of `threads_per_row`), up to `per_thread_max`
+    // (a longer row fails the kernel's test below and takes three passes). A generic kernel's
+    // text depends on no size: it holds the most any row can need (the elements past the
+    // row's end skipped, so it adds in the same order).
+    let most = per_thread_max(wg);
+    let cached = if sz.variant() == Variant::Specialized {
+        (shape[axis].div_ceil(tpr as usize).max(1) as u32).min(most)
     } else {
-        (ROW_CACHED / wg).clamp(4, 32)
+        most
     };
     let (half, rpw) = (sz.u((tpr / 2) as usize), sz.u((wg / tpr) as usize));
     let tpr = sz.u(tpr as usize);
-    // The cached path. Up to UNROLL_MAX elements per thread (every hardware adapter's case)
-    // it is unrolled: every load is issued before any is used (a loop that used each value as
-    // it came waited a memory latency per element), values in registers `v0, v1, …` keeping x
-    // (log-softmax) or exp(x − max) (softmax). The 32 elements per thread of a software
-    // adapter stay a loop over a private array (unrolled, its compiled code outgrew the
-    // pipeline cache's size estimate there).
+    // The cached path. Up to `unroll_max` elements per thread it is unrolled: every load is
+    // issued before any is used (a loop that used each value as it came waited a memory
+    // latency per element), values in registers `v0, v1, …` keeping x (log-softmax) or
+    // exp(x − max) (softmax). More stay a loop over a private array.
     let mut cached_code = String::new();
-    if cached <= UNROLL_MAX {
+    if cached <= unroll_max(wg) {
         let j = |t: u32| format!("lid + {t}u * {tpr}");
         for t in 0..cached {
             let _ = write!(
