@@ -207,9 +207,10 @@ fn tm_cos(x: f32) -> f32 {
 }
 
 fn tm_sigmoid(x: f32) -> f32 {
-    // exp of a non-positive argument only: no inf/inf.
+    // exp of a non-positive argument only: no inf/inf; one division (the CPU's math::sigmoid).
     let e = tm_exp_nonpos(-abs(x));
-    return tm_keepnan(x, select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0));
+    let r = 1.0 / (1.0 + e);
+    return tm_keepnan(x, select(e * r, r, x >= 0.0));
 }
 
 // tanh of our own (Cephes' tanhf): an odd polynomial below 0.625, where builtins that go

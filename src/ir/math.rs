@@ -129,15 +129,13 @@ pub(crate) fn tanh(x: f32) -> f32 {
 }
 
 /// `1/(1 + e⁻ˣ)`, with `exp` of a non-positive argument only (no inf/inf; 0 below −87:
-/// sigmoid(x) < 2⁻¹²⁶ there).
+/// sigmoid(x) < 2⁻¹²⁶ there): `r = 1/(1 + e^−|x|)`, then `r` or `e^−|x|·r` — one division per
+/// element, not one per branch (a vector loop computes both branches).
 #[inline(always)]
 pub(crate) fn sigmoid(x: f32) -> f32 {
     let e = exp_nonpos(-x.abs());
-    let s = if x >= 0.0 {
-        1.0 / (1.0 + e)
-    } else {
-        e / (1.0 + e)
-    };
+    let r = 1.0 / (1.0 + e);
+    let s = if x >= 0.0 { r } else { e * r };
     if x.is_nan() {
         x
     } else {

@@ -36,7 +36,7 @@ impl Job {
 
 pub(crate) struct Compiler {
     #[cfg(not(target_arch = "wasm32"))]
-    tx: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    worker: Mutex<Option<Worker>>,
     #[cfg(target_arch = "wasm32")]
     queue: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<Job>>>,
 }
@@ -45,7 +45,7 @@ impl Compiler {
     pub fn new() -> Self {
         Compiler {
             #[cfg(not(target_arch = "wasm32"))]
-            tx: Mutex::new(None),
+            worker: Mutex::new(None),
             #[cfg(target_arch = "wasm32")]
             queue: Default::default(),
         }
@@ -88,25 +88,10 @@ impl Compiler {
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let mut tx = super::lock(&self.tx);
-            let sender = tx.get_or_insert_with(|| {
-                let (tx, rx) = std::sync::mpsc::channel::<Job>();
-                let (ctx, pipelines) = (ctx.clone(), pipelines.clone());
-                let started = std::thread::Builder::new()
-                    .name("tmath-compile".into())
-                    .spawn(move || {
-                        for job in rx {
-                            pollster::block_on(job.run(&ctx, &pipelines));
-                        }
-                    });
-                if started.is_err() {
-                    // No thread: the requests are dropped and the generic pipelines keep
-                    // serving (correct, only not specialized).
-                }
-                tx
-            });
+            let mut worker = super::lock(&self.worker);
+            let worker = worker.get_or_insert_with(|| Worker::start(ctx, pipelines));
             for what in jobs {
-                let _ = sender.send(Job {
+                let _ = worker.tx.send(Job {
                     what,
                     stats: stats.clone(),
                 });
@@ -133,6 +118,67 @@ impl Compiler {
                         job.run(&ctx, &pipelines).await;
                     }
                 });
+            }
+        }
+    }
+}
+
+impl Compiler {
+    /// Ends the compile thread (natively): the queued compiles are dropped, the one running
+    /// finishes, and the thread is joined, so no driver call outlives the backend — a process
+    /// that exits while a thread is inside the driver's compiler can crash in its teardown
+    /// (lavapipe: SIGSEGV at exit). In browsers queued compiles end with the page.
+    pub fn shutdown(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(w) = super::lock(&self.worker).take() {
+            w.stop();
+        }
+    }
+}
+
+impl Drop for Compiler {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The native compile thread and its queue.
+#[cfg(not(target_arch = "wasm32"))]
+struct Worker {
+    tx: std::sync::mpsc::Sender<Job>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Worker {
+    fn start(ctx: &Arc<Context>, pipelines: &Arc<Pipelines>) -> Worker {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ctx, pipelines, stopped) = (ctx.clone(), pipelines.clone(), stop.clone());
+        // No thread (`spawn` failed): the requests are dropped and the generic pipelines keep
+        // serving (correct, only not specialized).
+        let thread = std::thread::Builder::new()
+            .name("tmath-compile".into())
+            .spawn(move || {
+                for job in rx {
+                    if stopped.load(std::sync::atomic::Ordering::Acquire) {
+                        break;
+                    }
+                    pollster::block_on(job.run(&ctx, &pipelines));
+                }
+            })
+            .ok();
+        Worker { tx, stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        drop(self.tx);
+        if let Some(t) = self.thread {
+            // Never join from the thread itself (it never drops a backend, but be sure).
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
             }
         }
     }

@@ -107,6 +107,8 @@ impl WgpuBackend {
 #[cfg(not(target_arch = "wasm32"))]
 impl Drop for WgpuBackend {
     fn drop(&mut self) {
+        // The background compiles end first (joined), so the index saved is final.
+        self.compiler.shutdown();
         self.pipelines.save();
     }
 }
