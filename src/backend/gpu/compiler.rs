@@ -76,6 +76,17 @@ impl Compiler {
         self.queue_jobs(ctx, pipelines, jobs, stats);
     }
 
+    /// Ends the compile thread (natively): the queued compiles are dropped, the one running
+    /// finishes, and the thread is joined, so no driver call outlives the backend — a process
+    /// that exits while a thread is inside the driver's compiler can crash in its teardown
+    /// (lavapipe: SIGSEGV at exit). In browsers queued compiles end with the page.
+    pub fn shutdown(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(w) = super::lock(&self.worker).take() {
+            w.stop();
+        }
+    }
+
     fn queue_jobs(
         &self,
         ctx: &Arc<Context>,
@@ -119,19 +130,6 @@ impl Compiler {
                     }
                 });
             }
-        }
-    }
-}
-
-impl Compiler {
-    /// Ends the compile thread (natively): the queued compiles are dropped, the one running
-    /// finishes, and the thread is joined, so no driver call outlives the backend — a process
-    /// that exits while a thread is inside the driver's compiler can crash in its teardown
-    /// (lavapipe: SIGSEGV at exit). In browsers queued compiles end with the page.
-    pub fn shutdown(&self) {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(w) = super::lock(&self.worker).take() {
-            w.stop();
         }
     }
 }
