@@ -12,23 +12,32 @@ use tmath::Device;
 fn check(source: &str) -> Result<(), String> {
     let module = naga::front::wgsl::parse_str(source)
         .map_err(|e| format!("parse: {}", e.emit_to_string(source)))?;
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    )
-    .validate(&module)
-    .map_err(|e| format!("validate: {}", e.emit_to_string(source)))?;
+    // Kernels with subgroup operations (matmul's lane form on a CPU adapter) are checked with
+    // the capability and the targets' versions that have them (MSL 2.1, HLSL SM 6.0).
+    let subgroups = source.contains("subgroup");
+    let mut caps = naga::valid::Capabilities::default();
+    if subgroups {
+        caps |= naga::valid::Capabilities::SUBGROUP;
+    }
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .validate(&module)
+        .map_err(|e| format!("validate: {}", e.emit_to_string(source)))?;
     naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
         .map_err(|e| format!("spv: {e}"))?;
+    let mut msl = naga::back::msl::Options::default();
+    let mut opts = naga::back::hlsl::Options::default();
+    if subgroups {
+        msl.lang_version = (2, 1);
+        opts.shader_model = naga::back::hlsl::ShaderModel::V6_0;
+    }
     naga::back::msl::write_string(
         &module,
         &info,
-        &naga::back::msl::Options::default(),
+        &msl,
         &naga::back::msl::PipelineOptions::default(),
     )
     .map_err(|e| format!("msl: {e}"))?;
     let mut hlsl = String::new();
-    let opts = naga::back::hlsl::Options::default();
     let popts = naga::back::hlsl::PipelineOptions::default();
     naga::back::hlsl::Writer::new(&mut hlsl, &opts, &popts)
         .write(&module, &info, None)

@@ -38,6 +38,9 @@ pub(crate) struct KernelDesc {
     pub wg: u32,
     /// Part of an SVD: which stage (0 for other kernels).
     pub stage: u32,
+    /// On an adapter that is a CPU with subgroups of one fixed size, that size (else 0):
+    /// matmul takes its lane form there.
+    pub cpu_lanes: u32,
 }
 
 /// How a kernel's sizes enter its code.
@@ -95,7 +98,8 @@ pub(crate) struct Launch {
 impl KernelDesc {
     /// Whether the kernel's WGSL in `variant` is safe without naga's injected runtime checks:
     /// the matmul template (see `matmul.wgsl`: constant-bounded workgroup indexing,
-    /// shape-guarded global accesses, loops bounded by sizes) and four-wide elementwise kernels
+    /// shape-guarded global accesses, loops bounded by sizes; its lane form reads clamped into
+    /// the operands and masks its stores) and four-wide elementwise kernels
     /// (no loops, no integer division; each thread reads `vec4` number `base + t` of dense
     /// inputs for `t` below the output's `vec4` count, which the inputs' layouts hold, and
     /// fixed elements of broadcast ones).
@@ -116,12 +120,18 @@ impl KernelDesc {
     }
 
     /// The launch of this kernel in `variant`: [`Self::launch`], except that a specialized
-    /// elementwise kernel whose loads allow it handles four elements per thread, and a
-    /// softmax runs several short rows per workgroup.
+    /// elementwise kernel whose loads allow it handles four elements per thread, a specialized
+    /// matmul in its lane form has its own grid, and a softmax runs several short rows per
+    /// workgroup.
     pub fn launch_as(&self, variant: Variant) -> Launch {
         let mut launch = self.launch();
         if elementwise::vec4_loads(self, variant).is_some() {
             launch.groups = Groups::Flat((numel(&self.out_shape) / 4).div_ceil(self.wg as usize));
+        }
+        if let (Body::MatMul { out_shape, .. }, Some(_)) =
+            (&self.body, matmul::lanes(self, variant))
+        {
+            launch.groups = Groups::Grid(matmul::lane_grid(self, out_shape));
         }
         if let Body::Softmax { shape, axis, .. } = &self.body {
             let len = shape[*axis];
@@ -256,6 +266,8 @@ pub(crate) fn render(d: &KernelDesc, variant: Variant) -> Source {
     let vec4 = elementwise::vec4_loads(d, variant);
     if let Some(loads) = &vec4 {
         s += &elementwise::bindings_vec4(loads);
+    } else if let Some(b) = matmul::lane_bindings(d, variant) {
+        s += &b;
     } else if let Bindings::Slots(n) = launch.bindings {
         s += &bindings(n);
     }

@@ -14,6 +14,10 @@ pub async fn matmul_sizes(dev: &Device) {
         (1, 100, 3),
         (65, 1, 31),
         (128, 96, 80),
+        // Dense in whole vec4s (a CPU adapter's lane form): fewer rows than a row block, a
+        // partial column strip, a partial last row block.
+        (5, 8, 12),
+        (37, 20, 132),
     ]
     .iter()
     .enumerate()
@@ -39,6 +43,8 @@ pub async fn matmul_batched(dev: &Device) {
         (&[4, 5], &[2, 3, 5, 7]),
         (&[2, 3, 9, 8], &[8, 2]),
         (&[1, 17, 19], &[5, 19, 3]),
+        (&[2, 1, 9, 8], &[3, 8, 12]),
+        (&[4, 20], &[2, 20, 36]),
     ];
     for (i, (sa, sb)) in cases.iter().enumerate() {
         let (a, da) = rand_tensor(dev, sa, 80 + i as u64, -1.0, 1.0);
@@ -46,5 +52,29 @@ pub async fn matmul_batched(dev: &Device) {
         let (want, s) = ref_matmul(&da, sa, &db, sb);
         let got = read(&a.matmul(&b).unwrap(), &s).await;
         assert_close(&format!("matmul {sa:?} x {sb:?}"), &got, &want, 1e-5, 1e-5);
+    }
+}
+
+/// A product of a matrix with itself (one input bound as both operands) with a bias + relu
+/// epilogue that reads a third input, at a shape dense in whole `vec4`s and at one that is not.
+pub async fn matmul_self_with_epilogue(dev: &Device) {
+    for (i, n) in [16usize, 18].into_iter().enumerate() {
+        let (x, dx) = rand_tensor(dev, &[n, n], 120 + i as u64, -1.0, 1.0);
+        let (bias, dbias) = rand_tensor(dev, &[n], 130 + i as u64, -1.0, 1.0);
+        let (xx, s) = ref_matmul(&dx, &[n, n], &dx, &[n, n]);
+        let want: Vec<f64> = xx
+            .iter()
+            .enumerate()
+            .map(|(j, v)| (v + dbias[j % n] as f64).max(0.0))
+            .collect();
+        let y = x.matmul(&x).unwrap().add(&bias).unwrap().relu().unwrap();
+        let got = read(&y, &s).await;
+        assert_close(
+            &format!("relu(x·x + b), {n}²"),
+            &got,
+            &want,
+            1e-5 * 4.0,
+            1e-5,
+        );
     }
 }

@@ -79,6 +79,7 @@ macro_rules! for_each_case {
             softmax_stable,
             matmul_sizes,
             matmul_batched,
+            matmul_self_with_epilogue,
             svd_shapes,
             svd_hard_spectra,
             svd_accuracy,

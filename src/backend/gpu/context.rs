@@ -20,6 +20,10 @@ pub(crate) struct Context {
     /// The adapter can keep a driver pipeline cache (natively, and not turned off).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub pipeline_cache: bool,
+    /// On an adapter that is a CPU with subgroup operations of one fixed size (4, 8 or 16
+    /// lanes: lavapipe has 8), that size, and the device has subgroups enabled; 0 elsewhere.
+    /// Matmul takes its lane form there (`codegen/matmul.rs`).
+    pub cpu_lanes: u32,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -64,6 +68,16 @@ impl Context {
             && std::env::var("TMATH_PIPELINE_CACHE").map_or(true, |v| v != "off");
         let timestamps = cfg!(not(target_arch = "wasm32"))
             && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let info = adapter.get_info();
+        let cpu_lanes = if info.device_type == wgpu::DeviceType::Cpu
+            && adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size
+            && matches!(info.subgroup_min_size, 4 | 8 | 16)
+        {
+            info.subgroup_min_size
+        } else {
+            0
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tmath"),
@@ -74,6 +88,9 @@ impl Context {
                     }
                     if pipeline_cache {
                         f |= wgpu::Features::PIPELINE_CACHE;
+                    }
+                    if cpu_lanes > 0 {
+                        f |= wgpu::Features::SUBGROUP;
                     }
                     f
                 },
@@ -95,13 +112,14 @@ impl Context {
             .min(256);
         let wg = 1 << (31 - wg.max(1).leading_zeros()); // a power of two
         let mut ctx = Context {
-            info: adapter.get_info(),
+            info,
             device,
             queue,
             limits,
             wg,
             timestamps,
             pipeline_cache,
+            cpu_lanes,
             cost: CostModel::default(),
             errors,
         };
@@ -138,9 +156,11 @@ impl Context {
     /// software adapter get 32 threads (there each barrier of the row's reductions costs a pass
     /// over the workgroup's threads on a few cores, so fewer threads with more elements each are
     /// faster: lavapipe, softmax 1024²: 15.4 ms with 256 threads, 10.9 with 64, 5.0 with 32).
+    /// Matmul's lane form on a CPU adapter (`codegen/matmul.rs`) runs 32 lanes per workgroup.
     pub fn wg_for(&self, body: &crate::schedule::Body) -> u32 {
         match body {
             crate::schedule::Body::Softmax { .. } if self.is_software() => self.wg.min(32),
+            crate::schedule::Body::MatMul { .. } if self.cpu_lanes > 0 => 32,
             _ => self.wg,
         }
     }

@@ -201,6 +201,7 @@ impl WgpuBackend {
             out_shape: shape.clone(),
             wg: self.ctx.wg_for(&k.body),
             stage: 0,
+            cpu_lanes: self.ctx.cpu_lanes,
         };
         let out = self.alloc(step.op.name(), numel(shape))?;
         if let Body::Svd { m, n } = k.body {
@@ -318,6 +319,7 @@ impl WgpuBackend {
             out_shape: v.layout.shape.clone(),
             wg: self.ctx.wg,
             stage: 0,
+            cpu_lanes: self.ctx.cpu_lanes,
         };
         self.encode_kernel(enc, &desc, &out, &[gpu(v)?], cfg)?;
         Ok(out)

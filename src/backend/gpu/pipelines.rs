@@ -387,9 +387,10 @@ impl Pipelines {
             // arrays' fixed sizes, guards every global read and write by the operands' shapes,
             // divides only by constants and by dimensions of a non-empty result (an empty one
             // dispatches no workgroup), and runs loops bounded by their sizes
-            // (`codegen/matmul.wgsl`); and four-wide elementwise kernels, straight-line code
-            // whose reads stay inside the inputs' layouts and whose writes inside the output's
-            // `vec4` count (`codegen/elementwise.rs`). Dropping naga's injected checks (about
+            // (`codegen/matmul.wgsl`; its lane form clamps every read into the operands'
+            // rows and `vec4` columns and masks its stores); and four-wide elementwise
+            // kernels, straight-line code whose reads stay inside the inputs' layouts and whose
+            // writes inside the output's `vec4` count (`codegen/elementwise.rs`). Dropping naga's injected checks (about
             // 25–45% of the matmul's time on the H200) is then sound; buffer accesses stay
             // under the driver's own robust buffer access where it has one.
             unsafe {

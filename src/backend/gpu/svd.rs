@@ -67,6 +67,7 @@ impl WgpuBackend {
             out_shape: vec![crate::ir::svd_packed_len(m, n)],
             wg: 256,
             stage: s,
+            cpu_lanes: ctx.cpu_lanes,
         };
         let stages = [
             stage::INIT,
