@@ -74,9 +74,18 @@ pub(super) fn render_vec4(d: &KernelDesc, loads: &[Load4]) -> String {
     let wg = d.wg;
     let n4 = numel(&d.out_shape) / 4;
     let mut code = String::new();
+    // Each input is read once per thread: a dense one as a `vec4`, a broadcast one as its
+    // value (on a CPU adapter every load is a loop over the vector's lanes, and a value read per
+    // lane cost four of them: lavapipe, x·c over 1M elements took 1.8 ms against 1.3 for −x).
     for (k, l) in loads.iter().enumerate() {
-        if let Load4::Dense { base4 } = l {
-            let _ = writeln!(code, "    let v{k} = in{k}[{base4}u + g4];");
+        match l {
+            Load4::Dense { base4 } => {
+                let _ = writeln!(code, "    let v{k} = in{k}[{base4}u + g4];");
+            }
+            Load4::Splat { index } => {
+                let _ = writeln!(code, "    let v{k} = in{k}[{index}u];");
+            }
+            Load4::Unused => {}
         }
     }
     let mut lanes = vec![];
@@ -87,7 +96,7 @@ pub(super) fn render_vec4(d: &KernelDesc, loads: &[Load4]) -> String {
             "",
             &mut |_, slot, _, _| match loads[slot] {
                 Load4::Dense { .. } => format!("v{slot}.{lane}"),
-                Load4::Splat { index } => format!("in{slot}[{index}u]"),
+                Load4::Splat { .. } => format!("v{slot}"),
                 Load4::Unused => unreachable!("a loaded slot is classified"),
             },
         );
