@@ -100,9 +100,9 @@ impl KernelDesc {
     /// the matmul template (see `matmul.wgsl`: constant-bounded workgroup indexing,
     /// shape-guarded global accesses, loops bounded by sizes; its lane form reads clamped into
     /// the operands and masks its stores) and four-wide elementwise kernels
-    /// (no loops, no integer division; each thread reads `vec4` number `base + t` of dense
-    /// inputs for `t` below the output's `vec4` count, which the inputs' layouts hold, and
-    /// fixed elements of broadcast ones).
+    /// (no loops, no integer division; each thread reads `vec4` number `base + min(g, n4 − 1)`
+    /// of dense inputs, `n4` the output's `vec4` count, which the inputs' layouts hold, and
+    /// fixed elements of broadcast ones; it stores only below `n4`).
     pub fn trusted(&self, variant: Variant) -> bool {
         matches!(self.body, Body::MatMul { .. }) || elementwise::vec4_loads(self, variant).is_some()
     }
@@ -126,7 +126,9 @@ impl KernelDesc {
     pub fn launch_as(&self, variant: Variant) -> Launch {
         let mut launch = self.launch();
         if elementwise::vec4_loads(self, variant).is_some() {
-            launch.groups = Groups::Flat((numel(&self.out_shape) / 4).div_ceil(self.wg as usize));
+            let n4 = numel(&self.out_shape) / 4;
+            let threads = n4.div_ceil(elementwise::vec4s_per_thread(n4, self.wg));
+            launch.groups = Groups::Flat(threads.div_ceil(self.wg as usize));
         }
         if let (Body::MatMul { out_shape, .. }, Some(_)) =
             (&self.body, matmul::lanes(self, variant))

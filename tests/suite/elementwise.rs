@@ -242,3 +242,21 @@ pub async fn nan_and_inf(dev: &Device) {
         0.0,
     );
 }
+
+/// Large enough that a GPU's four-wide kernel takes several `vec4`s per thread (past 4M
+/// elements with 256-thread workgroups), with a last `vec4` count that does not divide by them:
+/// `tanh(a·c + b)` against f64, `c` a broadcast scalar.
+pub async fn elementwise_large(dev: &Device) {
+    let n = (4 << 20) + 12;
+    let (a, da) = rand_tensor(dev, &[n], 140, -2.0, 2.0);
+    let (b, db) = rand_tensor(dev, &[n], 141, -2.0, 2.0);
+    let c = Tensor::scalar(0.75, dev).unwrap();
+    let y = a.mul(&c).unwrap().add(&b).unwrap().tanh().unwrap();
+    let got = read(&y, &[n]).await;
+    let want: Vec<f64> = da
+        .iter()
+        .zip(&db)
+        .map(|(&a, &b)| (a as f64 * 0.75 + b as f64).tanh())
+        .collect();
+    assert_close("tanh(a·c + b), 4M + 12", &got, &want, 1e-6, 1e-6);
+}

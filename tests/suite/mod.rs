@@ -74,6 +74,7 @@ macro_rules! for_each_case {
             unary_ops,
             binary_broadcast,
             scalars,
+            elementwise_large,
             views_feed_compute,
             reductions,
             softmax_stable,
