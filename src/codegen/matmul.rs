@@ -105,6 +105,36 @@ pub(super) fn grid(out_shape: &[usize]) -> [usize; 3] {
     ]
 }
 
+/// What both forms start from: the output's `m × n`, the shared `k`, the batch offset functions
+/// `a_base` and `b_base`, and the epilogue's code and result.
+struct Parts {
+    m: usize,
+    n: usize,
+    k: usize,
+    s: String,
+    epi: String,
+    eres: String,
+}
+
+fn parts(d: &KernelDesc, (a, b): (usize, usize), out_shape: &[usize], sz: &mut Sizes) -> Parts {
+    let r = out_shape.len();
+    let (la, lb) = (&d.slots[a], &d.slots[b]);
+    let batch = &out_shape[..r - 2];
+    let ba = la.batch_to(batch);
+    let bb = lb.batch_to(batch);
+    let mut s = unravel_fn("a_base", batch, &ba.strides, ba.offset, sz);
+    s += &unravel_fn("b_base", batch, &bb.strides, bb.offset, sz);
+    let (epi, eres) = program_code(&d.epilogue, "e", &d.slots, "core", sz);
+    Parts {
+        m: out_shape[r - 2],
+        n: out_shape[r - 1],
+        k: la.shape[la.shape.len() - 1],
+        s,
+        epi,
+        eres,
+    }
+}
+
 /// The lane form, for CPU adapters (see [`lanes`]). There every load from a storage buffer or
 /// workgroup memory is a loop over the lanes of the CPU's vector (Mesa 22's llvmpipe), and each
 /// barrier a pass over the workgroup's invocations, while arithmetic and subgroup broadcasts run
@@ -122,16 +152,15 @@ fn render_lanes(
     out_shape: &[usize],
     sz: &mut Sizes,
 ) -> String {
-    let r = out_shape.len();
-    let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
+    let Parts {
+        m,
+        n,
+        k,
+        mut s,
+        epi,
+        eres,
+    } = parts(d, (a, b), out_shape, sz);
     let (la, lb) = (&d.slots[a], &d.slots[b]);
-    let k = la.shape[la.shape.len() - 1];
-    let batch = &out_shape[..r - 2];
-    let ba = la.batch_to(batch);
-    let bb = lb.batch_to(batch);
-    let mut s = unravel_fn("a_base", batch, &ba.strides, ba.offset, sz);
-    s += &unravel_fn("b_base", batch, &bb.strides, bb.offset, sz);
-    let (epi, eres) = program_code(&d.epilogue, "e", &d.slots, "core", sz);
     let (ms, ns, k4s) = (sz.u(m), sz.u(n), sz.u(k / 4));
     let ra = sz.u(la.strides[la.shape.len() - 2] / 4);
     let rb = sz.u(lb.strides[lb.shape.len() - 2] / 4);
@@ -203,16 +232,15 @@ pub(super) fn render(
     if let Some(l) = lanes(d, sz.variant()) {
         return render_lanes(d, (a, b), l, out_shape, sz);
     }
-    let r = out_shape.len();
-    let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
+    let Parts {
+        m,
+        n,
+        k,
+        s,
+        epi,
+        eres,
+    } = parts(d, (a, b), out_shape, sz);
     let (la, lb) = (&d.slots[a], &d.slots[b]);
-    let k = la.shape[la.shape.len() - 1];
-    let batch = &out_shape[..r - 2];
-    let ba = la.batch_to(batch);
-    let bb = lb.batch_to(batch);
-    let mut s = unravel_fn("a_base", batch, &ba.strides, ba.offset, sz);
-    s += &unravel_fn("b_base", batch, &bb.strides, bb.offset, sz);
-    let (epi, eres) = program_code(&d.epilogue, "e", &d.slots, "core", sz);
     let (ms, ns, ks) = (sz.u(m), sz.u(n), sz.u(k));
     let (a_rs, a_cs) = (
         la.strides[la.shape.len() - 2],
@@ -222,7 +250,7 @@ pub(super) fn render(
         lb.strides[lb.shape.len() - 2],
         lb.strides[lb.shape.len() - 1],
     );
-    let (tm, tn) = tile(m, n, batch.iter().product());
+    let (tm, tn) = tile(m, n, out_shape[..out_shape.len() - 2].iter().product());
     let (bm, bn, bk) = (16 * tm, 16 * tn, 16);
     // Copy orders: consecutive threads walk the operand's unit-stride dimension. A k-major
     // store (A read along k, B read along k) writes with a stride of the tile pitch, so those
