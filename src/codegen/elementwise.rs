@@ -69,12 +69,16 @@ pub(super) fn bindings_vec4(loads: &[Load4]) -> String {
 }
 
 /// `vec4`s per thread of a four-wide kernel over `n4` of them: 4 once that still leaves 1,024
-/// workgroups (enough to fill a large GPU), else 1: more independent loads in flight per thread,
-/// and a 1-D grid up to 256M elements. H200, kernel time, x·c: 4M elements 0.022 → 0.009 ms,
-/// 64M 0.40 → 0.33 ms (GELU 0.58 → 0.51); 2 and 8 per thread measured within 10% of 4 at 64M
-/// and 256M. Still half of what softmax reaches over the same bytes (2.9 TB/s): not explained.
-pub(super) fn vec4s_per_thread(n4: usize, wg: u32) -> usize {
-    if n4 >= 4 * 1024 * wg as usize {
+/// workgroups (enough to fill a large GPU; 64 on a software adapter, whose few cores it fills),
+/// else 1: more independent loads in flight per thread, and a 1-D grid up to 256M elements.
+/// H200, kernel time, x·c: 4M elements 0.022 → 0.009 ms, 64M 0.40 → 0.33 ms (GELU 0.58 → 0.51);
+/// 2 and 8 per thread measured within 10% of 4 at 64M and 256M (still half of what softmax
+/// reaches over the same bytes, 2.9 TB/s: not explained). Lavapipe, 1M elements (fewer
+/// invocations, each with its index and range test): x·c 1.0 → 0.85 ms, GELU 1.5 → 1.3, the
+/// 8-op chain 3.4 → 2.75.
+pub(super) fn vec4s_per_thread(n4: usize, wg: u32, software: bool) -> usize {
+    let groups = if software { 64 } else { 1024 };
+    if n4 >= 4 * groups * wg as usize {
         4
     } else {
         1
@@ -88,7 +92,7 @@ pub(super) fn vec4s_per_thread(n4: usize, wg: u32) -> usize {
 pub(super) fn render_vec4(d: &KernelDesc, loads: &[Load4]) -> String {
     let wg = d.wg;
     let n4 = numel(&d.out_shape) / 4;
-    let per = vec4s_per_thread(n4, wg);
+    let per = vec4s_per_thread(n4, wg, d.software);
     let threads = n4.div_ceil(per);
     let mut code = String::new();
     for u in 0..per {

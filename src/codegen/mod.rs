@@ -41,6 +41,8 @@ pub(crate) struct KernelDesc {
     /// On an adapter that is a CPU with subgroups of one fixed size, that size (else 0):
     /// matmul takes its lane form there.
     pub cpu_lanes: u32,
+    /// The adapter is a CPU (lavapipe, SwiftShader, WARP).
+    pub software: bool,
 }
 
 /// How a kernel's sizes enter its code.
@@ -127,7 +129,7 @@ impl KernelDesc {
         let mut launch = self.launch();
         if elementwise::vec4_loads(self, variant).is_some() {
             let n4 = numel(&self.out_shape) / 4;
-            let threads = n4.div_ceil(elementwise::vec4s_per_thread(n4, self.wg));
+            let threads = n4.div_ceil(elementwise::vec4s_per_thread(n4, self.wg, self.software));
             launch.groups = Groups::Flat(threads.div_ceil(self.wg as usize));
         }
         if let (Body::MatMul { out_shape, .. }, Some(_)) =

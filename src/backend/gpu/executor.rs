@@ -202,6 +202,7 @@ impl WgpuBackend {
             wg: self.ctx.wg_for(&k.body),
             stage: 0,
             cpu_lanes: self.ctx.cpu_lanes,
+            software: self.ctx.is_software(),
         };
         let out = self.alloc(step.op.name(), numel(shape))?;
         if let Body::Svd { m, n } = k.body {
@@ -320,6 +321,7 @@ impl WgpuBackend {
             wg: self.ctx.wg,
             stage: 0,
             cpu_lanes: self.ctx.cpu_lanes,
+            software: self.ctx.is_software(),
         };
         self.encode_kernel(enc, &desc, &out, &[gpu(v)?], cfg)?;
         Ok(out)

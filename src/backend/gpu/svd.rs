@@ -68,6 +68,7 @@ impl WgpuBackend {
             wg: 256,
             stage: s,
             cpu_lanes: ctx.cpu_lanes,
+            software: ctx.is_software(),
         };
         let stages = [
             stage::INIT,
