@@ -80,6 +80,35 @@ pub async fn reductions(dev: &Device) {
             }
         }
     }
+    // Many outputs of moderate counts: each output takes a group of threads, several groups a
+    // workgroup (the last workgroup partly idle), with a fused prologue and epilogue.
+    let shape = [37, 300];
+    let (z, dz) = rand_tensor(dev, &shape, 23, -2.0, 2.0);
+    for axis in [0usize, 1] {
+        for kind in ["sum", "mean", "max", "min"] {
+            let pre = z.mul(&z).unwrap();
+            let t = match kind {
+                "sum" => pre.sum(&[axis], false),
+                "mean" => pre.mean(&[axis], false),
+                "max" => pre.max(&[axis], false),
+                _ => pre.min(&[axis], false),
+            }
+            .unwrap()
+            .sqrt()
+            .unwrap();
+            let sq: Vec<f32> = dz.iter().map(|v| v * v).collect();
+            let (want, s) = ref_reduce(&sq, &shape, &[axis], false, kind);
+            let want: Vec<f64> = want.iter().map(|v| v.sqrt()).collect();
+            let got = read(&t, &s).await;
+            assert_close(
+                &format!("sqrt({kind}(x², {axis})) of 37×300"),
+                &got,
+                &want,
+                1e-5,
+                1e-5,
+            );
+        }
+    }
     // A long reduction (sum of 100k) stays accurate.
     let (y, dy) = rand_tensor(dev, &[100_003], 22, 0.0, 1.0);
     let want: f64 = dy.iter().map(|&v| v as f64).sum();

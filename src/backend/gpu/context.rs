@@ -152,14 +152,19 @@ impl Context {
             .clamp(1, 15)
     }
 
-    /// Threads per workgroup for a kernel of `body`: the adapter's width, but softmax rows on a
-    /// software adapter get 32 threads (there each barrier of the row's reductions costs a pass
-    /// over the workgroup's threads on a few cores, so fewer threads with more elements each are
-    /// faster: lavapipe, softmax 1024²: 15.4 ms with 256 threads, 10.9 with 64, 5.0 with 32).
+    /// Threads per workgroup for a kernel of `body`: the adapter's width, but softmax rows and
+    /// reductions on a software adapter get 32 threads (there each barrier of the row's
+    /// reductions costs a pass over the workgroup's threads on a few cores, so fewer threads
+    /// with more elements each are faster: lavapipe, softmax 1024²: 15.4 ms with 256 threads,
+    /// 10.9 with 64, 5.0 with 32; a sum over the rows of 1024²: 2.5 ms with 256, 1.6 with 32).
     /// Matmul's lane form on a CPU adapter (`codegen/matmul.rs`) runs 32 lanes per workgroup.
     pub fn wg_for(&self, body: &crate::schedule::Body) -> u32 {
         match body {
-            crate::schedule::Body::Softmax { .. } if self.is_software() => self.wg.min(32),
+            crate::schedule::Body::Softmax { .. } | crate::schedule::Body::Reduce { .. }
+                if self.is_software() =>
+            {
+                self.wg.min(32)
+            }
             crate::schedule::Body::MatMul { .. } if self.cpu_lanes > 0 => 32,
             _ => self.wg,
         }
