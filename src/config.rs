@@ -80,6 +80,9 @@ pub(crate) struct Config {
     /// GPU kernels read their sizes from metadata (one pipeline per structure); see
     /// `crate::codegen::Variant`.
     generic: AtomicBool,
+    /// The SVD takes the block sizes of a hardware adapter even on a software one (tests cover
+    /// both configurations on the adapters CI has).
+    svd_hardware_blocks: AtomicBool,
     /// Shared with background work (the adaptive mode's compile thread) that outlives a call.
     stats: Arc<Mutex<Stats>>,
 }
@@ -117,6 +120,15 @@ impl Config {
     #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn generic_kernels(&self) -> bool {
         self.generic.load(Ordering::Relaxed)
+    }
+
+    pub fn set_svd_hardware_blocks(&self, on: bool) {
+        self.svd_hardware_blocks.store(on, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn svd_hardware_blocks(&self) -> bool {
+        self.svd_hardware_blocks.load(Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> Stats {

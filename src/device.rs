@@ -152,6 +152,11 @@ impl Device {
         self.inner.config.set_generic_kernels(on);
     }
 
+    /// See [`crate::debug::set_svd_hardware_blocks`].
+    pub(crate) fn set_svd_hardware_blocks(&self, on: bool) {
+        self.inner.config.set_svd_hardware_blocks(on);
+    }
+
     /// Whether GPU kernels are generic (see [`Device::set_generic_kernels`]).
     pub(crate) fn generic_kernels(&self) -> bool {
         self.inner.config.generic_kernels()

@@ -57,6 +57,14 @@ pub mod debug {
         device.set_generic_kernels(on);
     }
 
+    /// Makes the GPU SVD on a software adapter take the column blocks a hardware adapter takes
+    /// (by default a software adapter takes larger ones, since there each dispatch costs more
+    /// than the work inside it), so that tests cover the hardware configuration where CI has no
+    /// GPU. No effect on hardware adapters or other backends.
+    pub fn set_svd_hardware_blocks(device: &crate::Device, on: bool) {
+        device.set_svd_hardware_blocks(on);
+    }
+
     /// True for a GPU API implemented on the CPU (Mesa lavapipe, SwiftShader, WARP).
     pub fn is_software(device: &crate::Device) -> bool {
         device.backend().is_software()

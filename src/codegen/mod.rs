@@ -159,7 +159,10 @@ impl KernelDesc {
             ),
             Body::Softmax { shape, axis, .. } => (Groups::Flat(n_out / shape[*axis].max(1)), slots),
             Body::MatMul { out_shape, .. } => (Groups::Grid(matmul::grid(out_shape)), slots),
-            Body::Svd { m, n } => (Groups::Flat(svd::groups(*m, *n, self.stage)), Bindings::Svd),
+            Body::Svd { m, n } => (
+                Groups::Flat(svd::groups(*m, *n, self.stage, self.software)),
+                Bindings::Svd,
+            ),
         };
         Launch { groups, bindings }
     }
@@ -285,7 +288,7 @@ pub(crate) fn render(d: &KernelDesc, variant: Variant) -> Source {
         Body::MatMul {
             a, b, out_shape, ..
         } => matmul::render(d, *a, *b, out_shape, &mut sz),
-        Body::Svd { m, n } => svd::render(*m, *n, &d.slots[0], d.stage, &mut sz),
+        Body::Svd { m, n } => svd::render(*m, *n, &d.slots[0], d.stage, d.software, &mut sz),
     };
     s += &sz.declaration(launch.bindings.meta_binding());
     Source {

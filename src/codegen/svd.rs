@@ -28,9 +28,15 @@ pub(crate) const CHECK: u32 = 5;
 /// | 8 | 3.6 | 36.1 | 25.0 | 141 |
 /// | 16 | 4.2 | 68.4 | 47.2 | 390 |
 ///
-/// Software adapters spend their time in the arithmetic, which the block does not change, so
-/// every adapter runs the same configuration (and CI tests the H200's).
-fn block_cap(cols: usize) -> usize {
+/// A software adapter pays for every dispatch more than for the inner rounds (each a pass over
+/// the workgroup's threads on a few cores either way), so there blocks of up to 32 columns:
+/// lavapipe, 256² with a graded spectrum, 2,155 ms in blocks of 4, 1,160 in blocks of 16,
+/// 1,061 in blocks of 32 (945 in blocks of 64, whose 4 threads per pair leave most of a
+/// workgroup's SIMD lanes idle on hardware).
+fn block_cap(cols: usize, software: bool) -> usize {
+    if software {
+        return 32;
+    }
     match cols {
         0..=255 => 8,
         256..=1023 => 4,
@@ -40,22 +46,22 @@ fn block_cap(cols: usize) -> usize {
 
 /// Columns per block for a matrix with `cols` working columns: a power of two, at most half the
 /// columns (rounded up), so that small matrices sweep in one workgroup and one dispatch.
-fn block(cols: usize) -> usize {
+fn block(cols: usize, software: bool) -> usize {
     cols.div_ceil(2)
         .max(1)
         .next_power_of_two()
-        .min(block_cap(cols))
+        .min(block_cap(cols, software))
 }
 
 /// The blocks of `cols` columns, rounded up to even (a round-robin needs pairs).
-fn blocks2(cols: usize) -> usize {
-    let nb = cols.div_ceil(block(cols)).max(1);
+fn blocks2(cols: usize, software: bool) -> usize {
+    let nb = cols.div_ceil(block(cols, software)).max(1);
     nb + (nb & 1)
 }
 
 /// Rotation rounds per sweep (dispatches of [`ROTATE`]).
-pub(crate) fn rounds(cols: usize) -> usize {
-    blocks2(cols) - 1
+pub(crate) fn rounds(cols: usize, software: bool) -> usize {
+    blocks2(cols, software) - 1
 }
 
 /// The working matrix: `(rows, cols)` with `rows ≥ cols` (Aᵀ when A is wide).
@@ -68,27 +74,34 @@ pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
 }
 
 /// Workgroups of one dispatch of `stage` (256 threads each).
-pub(super) fn groups(m: usize, n: usize, stage: u32) -> usize {
+pub(super) fn groups(m: usize, n: usize, stage: u32, software: bool) -> usize {
     let (rows, cols) = working(m, n);
     match stage {
         INIT => (rows * cols).max(cols * cols).div_ceil(256),
-        ROTATE => blocks2(cols) / 2,
+        ROTATE => blocks2(cols, software) / 2,
         NORMALIZE | FINALIZE => cols,
         _ => 1,
     }
 }
 
-pub(super) fn render(m: usize, n: usize, input: &Layout, stage: u32, sz: &mut Sizes) -> String {
+pub(super) fn render(
+    m: usize,
+    n: usize,
+    input: &Layout,
+    stage: u32,
+    software: bool,
+    sz: &mut Sizes,
+) -> String {
     let tall = m >= n;
     let (rows, cols) = working(m, n);
     let (rs, cs) = (input.strides[0], input.strides[1]);
     // Working column c, row r of the (possibly transposed) matrix: A[r][c] if tall, else A[c][r].
     let (wr, wc) = if tall { (rs, cs) } else { (cs, rs) };
-    let bs = block(cols);
+    let bs = block(cols, software);
     let rot_tol = (4.0 * f32::EPSILON * (rows as f32).sqrt()).max(1e-6);
     let text = SVD
         .replace("{ROWS}", &sz.u(rows))
-        .replace("{NB2}", &sz.u(blocks2(cols)))
+        .replace("{NB2}", &sz.u(blocks2(cols, software)))
         .replace("{BS}", &sz.u(bs))
         .replace("{LANES}", &sz.u(256 / bs))
         .replace("{COLS}", &sz.u(cols))

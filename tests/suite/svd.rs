@@ -180,12 +180,18 @@ pub async fn svd_hard_spectra(dev: &Device) {
 /// known factors: ‖A − UΣVᵀ‖_F/‖A‖_F, max |UᵀU − I| and max |VVᵀ − I| within
 /// 5e-6·max(1, log₂ n), singular values within 1e-5·σ_max on our GPU kernel (2e-5 on the CPU and
 /// MLX, whose f32 LAPACK-style solvers land at ~1e-5). Sizes cover one workgroup per round and
-/// several, and blocks of 8 and 4 columns (32 and 64 threads per column pair), on every adapter.
+/// several, and blocks of 8 and 4 columns (32 and 64 threads per column pair), the hardware
+/// configuration, on every adapter; on a software adapter the largest size runs again in its
+/// own configuration (blocks of 32 columns).
 pub async fn svd_accuracy(dev: &Device) {
-    for (i, &(m, n)) in [(96, 96), (128, 128), (280, 100), (60, 150), (300, 256)]
+    let software = tmath::debug::is_software(dev);
+    let sizes = [(96, 96), (128, 128), (280, 100), (60, 150), (300, 256)];
+    let runs = sizes
         .iter()
-        .enumerate()
-    {
+        .map(|&s| (s, true))
+        .chain(software.then_some(((300, 256), false)));
+    for (i, ((m, n), hardware_blocks)) in runs.enumerate() {
+        tmath::debug::set_svd_hardware_blocks(dev, hardware_blocks);
         let k = m.min(n);
         let sv: Vec<f64> = (0..k)
             .map(|p| 10.0 * 0.001f64.powf(p as f64 / (k - 1) as f64))
@@ -193,7 +199,8 @@ pub async fn svd_accuracy(dev: &Device) {
         let da = with_spectrum(m, n, &sv, 900 + i as u64);
         let a = Tensor::from_vec(da.clone(), &[m, n], dev).unwrap();
         let (u, s, vt) = svd_read(&a, m, n).await;
-        let what = format!("svd {m}×{n} graded on {dev:?}");
+        tmath::debug::set_svd_hardware_blocks(dev, false);
+        let what = format!("svd {m}×{n} graded on {dev:?} (hardware blocks: {hardware_blocks})");
         let bound = 5e-6 * (m.max(n) as f64).log2().max(1.0);
         let (recon, ou, ov) = svd_errors(&u, &s, &vt, &da, m, n);
         assert!(

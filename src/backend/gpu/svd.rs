@@ -42,7 +42,9 @@ impl WgpuBackend {
             ctx.queue.submit([enc.finish()]);
             return Ok(ctx.new_encoder());
         }
-        let rounds = stage::rounds(cols);
+        // The block sizes of a software adapter, unless a test asks for the hardware ones.
+        let software = ctx.is_software() && !cfg.svd_hardware_blocks();
+        let rounds = stage::rounds(cols, software);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
         let aux = self.alloc("svd", 3 * cols)?;
@@ -68,7 +70,7 @@ impl WgpuBackend {
             wg: 256,
             stage: s,
             cpu_lanes: ctx.cpu_lanes,
-            software: ctx.is_software(),
+            software,
         };
         let stages = [
             stage::INIT,
