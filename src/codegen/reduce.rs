@@ -122,7 +122,7 @@ var<workgroup> sh: array<f32, {wg}>;
 
 @compute @workgroup_size({wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
-    // Output o's group: {tpo} threads, lane 0 … {tpo} − 1.
+    // Output o's group of threads; `lane` is a thread's place in it.
     let o = (wid.x + wid.y * nwg.x) * ({wg}u / {tpo}) + lid / {tpo};
     let lane = lid % {tpo};
     var acc = {init};
