@@ -252,10 +252,19 @@ fn softmax_rows_portable(
         // Each pass a loop that vectorizes: the max, exp once per element into the output,
         // the sum in f64, then one multiplication by the reciprocal (no division per element).
         let m = extreme_lanes(row, true);
-        if m.is_finite() {
-            // Every x − m is ≤ 0 or −inf (not NaN): the lean exp.
-            for (e, &v) in dst.iter_mut().zip(row) {
-                *e = math::exp_nonpos(v - m);
+        let sum = if m.is_finite() {
+            // Every x − m is ≤ 0 or −inf (not NaN): the lean exp (in the browser build, fused
+            // with the sum in hand-written SIMD).
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            {
+                super::simd128::exp_sum(row, m, dst)
+            }
+            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+            {
+                for (e, &v) in dst.iter_mut().zip(row) {
+                    *e = math::exp_nonpos(v - m);
+                }
+                sum_lanes(dst)
             }
         } else {
             // A NaN (then m is NaN) or an infinity in the row: IEEE's answer, through the full
@@ -263,8 +272,8 @@ fn softmax_rows_portable(
             for (e, &v) in dst.iter_mut().zip(row) {
                 *e = math::exp(v - m);
             }
-        }
-        let sum = sum_lanes(dst);
+            sum_lanes(dst)
+        };
         if log {
             let lse = sum.ln() as f32;
             for (r, &v) in dst.iter_mut().zip(row) {

@@ -5,6 +5,8 @@
 mod buffers;
 mod fused;
 pub(crate) mod kernels;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 
 pub(crate) use buffers::HostBuffer;
 
