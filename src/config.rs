@@ -61,6 +61,9 @@ pub struct Stats {
     pub generic_dispatches: u64,
     /// Kernels launched on a specialized pipeline while in [`JitMode::Adaptive`] (its tier 1).
     pub specialized_dispatches: u64,
+    /// Kernels launched on a quick pipeline (with [`JitMode::On`], a matmul's first runs while
+    /// its specialized pipeline compiles in the background: see `debug::set_quick_first`).
+    pub quick_dispatches: u64,
     /// Ops a GPU device ran on the CPU instead ([`JitMode::Adaptive`]'s route for tiny graphs
     /// whose inputs are on the host; also counted in `dispatches`).
     pub cpu_dispatches: u64,
@@ -83,6 +86,9 @@ pub(crate) struct Config {
     /// The SVD takes the block sizes of a hardware adapter even on a software one (tests cover
     /// both configurations on the adapters CI has).
     svd_hardware_blocks: AtomicBool,
+    /// Quick first runs (see `debug::set_quick_first`): 0 on hardware adapters (the default),
+    /// 1 on every adapter, 2 never.
+    quick_first: AtomicU8,
     /// Shared with background work (the adaptive mode's compile thread) that outlives a call.
     stats: Arc<Mutex<Stats>>,
 }
@@ -129,6 +135,28 @@ impl Config {
     #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn svd_hardware_blocks(&self) -> bool {
         self.svd_hardware_blocks.load(Ordering::Relaxed)
+    }
+
+    /// `None`: quick first runs on hardware adapters only (the default); `Some(on)`: on every
+    /// adapter, or never.
+    pub fn set_quick_first(&self, mode: Option<bool>) {
+        let v = match mode {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        self.quick_first.store(v, Ordering::Relaxed);
+    }
+
+    /// Whether a kernel's first runs may take its quick form on an adapter that is software
+    /// or not.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn quick_first(&self, software: bool) -> bool {
+        match self.quick_first.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => !software,
+        }
     }
 
     pub fn stats(&self) -> Stats {

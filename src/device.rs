@@ -157,6 +157,11 @@ impl Device {
         self.inner.config.set_svd_hardware_blocks(on);
     }
 
+    /// See [`crate::debug::set_quick_first`].
+    pub(crate) fn set_quick_first(&self, mode: Option<bool>) {
+        self.inner.config.set_quick_first(mode);
+    }
+
     /// Whether GPU kernels are generic (see [`Device::set_generic_kernels`]).
     pub(crate) fn generic_kernels(&self) -> bool {
         self.inner.config.generic_kernels()

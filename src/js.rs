@@ -87,7 +87,7 @@ impl RawEngine {
     }
 
     /// `[compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles,
-    /// genericDispatches, specializedDispatches, cpuDispatches]`.
+    /// genericDispatches, specializedDispatches, cpuDispatches, quickDispatches]`.
     pub fn stats(&self) -> Vec<f64> {
         let s = self.dev.stats();
         vec![
@@ -100,6 +100,7 @@ impl RawEngine {
             s.generic_dispatches as f64,
             s.specialized_dispatches as f64,
             s.cpu_dispatches as f64,
+            s.quick_dispatches as f64,
         ]
     }
 

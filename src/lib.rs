@@ -65,6 +65,18 @@ pub mod debug {
         device.set_svd_hardware_blocks(on);
     }
 
+    /// With [`JitMode::On`](crate::JitMode::On), a matmul whose specialized pipeline is not
+    /// compiled yet first runs on a *quick* pipeline — a plain kernel with the same results that
+    /// drivers compile several times faster — while the specialized one compiles in the
+    /// background; later calls take it once it is ready. Kernels compiled by an earlier process
+    /// (known from the on-disk index, so likely in the driver's cache) skip the quick form.
+    /// `None` (the default): on hardware adapters; `Some(true)`: on every adapter (tests cover
+    /// the switch where CI has no GPU); `Some(false)`: never (the benchmark's steady-state rows).
+    /// No effect on other backends.
+    pub fn set_quick_first(device: &crate::Device, mode: Option<bool>) {
+        device.set_quick_first(mode);
+    }
+
     /// True for a GPU API implemented on the CPU (Mesa lavapipe, SwiftShader, WARP).
     pub fn is_software(device: &crate::Device) -> bool {
         device.backend().is_software()

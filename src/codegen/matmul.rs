@@ -105,7 +105,87 @@ pub(super) fn grid(out_shape: &[usize]) -> [usize; 3] {
     ]
 }
 
-/// What both forms start from: the output's `m × n`, the shared `k`, the batch offset functions
+/// The quick form's grid: 16×16 output tiles, batch entries.
+pub(super) fn quick_grid(out_shape: &[usize]) -> [usize; 3] {
+    let r = out_shape.len();
+    [
+        out_shape[r - 1].div_ceil(16),
+        out_shape[r - 2].div_ceil(16),
+        out_shape[..r - 2].iter().product(),
+    ]
+}
+
+/// The quick form ([`Variant::Quick`]): one output a thread, 16×16 tiles of A and B through
+/// workgroup memory, `k` in steps of 16 (`BK`, zero-padded past `k` as the tiled form pads).
+/// Each output is the same chain of `fma` over `k` in order as in the tiled form (and the lane
+/// form, where `k` needs no padding), then the same epilogue: the same values. Its driver
+/// compile is a fifth of the tiled form's, whose unrolled 8×8 register tile takes most of it.
+fn render_quick(
+    d: &KernelDesc,
+    (a, b): (usize, usize),
+    out_shape: &[usize],
+    sz: &mut Sizes,
+) -> String {
+    let Parts {
+        m,
+        n,
+        k,
+        mut s,
+        epi,
+        eres,
+    } = parts(d, (a, b), out_shape, sz);
+    let (la, lb) = (&d.slots[a], &d.slots[b]);
+    let (ms, ns, ks) = (sz.u(m), sz.u(n), sz.u(k));
+    let (ra, ca) = (
+        sz.u(la.strides[la.shape.len() - 2]),
+        sz.u(la.strides[la.shape.len() - 1]),
+    );
+    let (rb, cb) = (
+        sz.u(lb.strides[lb.shape.len() - 2]),
+        sz.u(lb.strides[lb.shape.len() - 1]),
+    );
+    let _ = write!(
+        s,
+        "
+fn epilogue(gi: u32, core: f32) -> f32 {{
+{epi}    return {eres};
+}}
+
+var<workgroup> qa: array<f32, 256>;
+var<workgroup> qb: array<f32, 256>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {{
+    let batch = wid.z;
+    let r = wid.y * 16u + lid.y;
+    let c = wid.x * 16u + lid.x;
+    let abase = a_base(batch);
+    let bbase = b_base(batch);
+    var acc = 0.0;
+    for (var k0 = 0u; k0 < {ks}; k0 = k0 + 16u) {{
+        var x = 0.0;
+        if (r < {ms} && k0 + lid.x < {ks}) {{ x = in{a}[abase + r * {ra} + (k0 + lid.x) * {ca}]; }}
+        qa[lid.y * 16u + lid.x] = x;
+        var y = 0.0;
+        if (k0 + lid.y < {ks} && c < {ns}) {{ y = in{b}[bbase + (k0 + lid.y) * {rb} + c * {cb}]; }}
+        qb[lid.y * 16u + lid.x] = y;
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk = kk + 1u) {{
+            acc = fma(qa[lid.y * 16u + kk], qb[kk * 16u + lid.x], acc);
+        }}
+        workgroupBarrier();
+    }}
+    if (r < {ms} && c < {ns}) {{
+        let gi = batch * {ms} * {ns} + r * {ns} + c;
+        out[gi] = epilogue(gi, acc);
+    }}
+}}
+"
+    );
+    s
+}
+
+/// What all forms start from: the output's `m × n`, the shared `k`, the batch offset functions
 /// `a_base` and `b_base`, and the epilogue's code and result.
 struct Parts {
     m: usize,
@@ -231,6 +311,9 @@ pub(super) fn render(
 ) -> String {
     if let Some(l) = lanes(d, sz.variant()) {
         return render_lanes(d, (a, b), l, out_shape, sz);
+    }
+    if sz.variant() == Variant::Quick {
+        return render_quick(d, (a, b), out_shape, sz);
     }
     let Parts {
         m,

@@ -52,6 +52,11 @@ pub(crate) enum Variant {
     Specialized,
     /// Sizes read from the metadata uniform: one pipeline per structure.
     Generic,
+    /// Sizes as literals in a plain form that drivers compile several times faster (a matmul
+    /// with one output a thread: 11 ms against 50 on the H100's driver), for a kernel's first
+    /// runs while its specialized pipeline compiles in the background. It computes the same
+    /// fused multiply-adds in the same order as the specialized kernel: the same results.
+    Quick,
 }
 
 /// Rendered code: the WGSL text and, for a generic kernel, the metadata its uniform holds.
@@ -109,6 +114,13 @@ impl KernelDesc {
         matches!(self.body, Body::MatMul { .. }) || elementwise::vec4_loads(self, variant).is_some()
     }
 
+    /// Whether this kernel has a [`Variant::Quick`] form: a matmul that does not take the lane
+    /// form (whose kernel is small already).
+    pub fn has_quick(&self) -> bool {
+        matches!(self.body, Body::MatMul { .. })
+            && matmul::lanes(self, Variant::Specialized).is_none()
+    }
+
     /// A short name for messages, labels and profiles.
     pub fn name(&self) -> &'static str {
         match &self.body {
@@ -123,7 +135,7 @@ impl KernelDesc {
 
     /// The launch of this kernel in `variant`: [`Self::launch`], except that a specialized
     /// elementwise kernel whose loads allow it handles four elements per thread, a specialized
-    /// matmul in its lane form has its own grid, and a softmax runs several short rows per
+    /// matmul in its lane form and a quick matmul have their own grids, and a softmax runs several short rows per
     /// workgroup.
     pub fn launch_as(&self, variant: Variant) -> Launch {
         let mut launch = self.launch();
@@ -136,6 +148,9 @@ impl KernelDesc {
             (&self.body, matmul::lanes(self, variant))
         {
             launch.groups = Groups::Grid(matmul::lane_grid(self, out_shape));
+        }
+        if let (Body::MatMul { out_shape, .. }, Variant::Quick) = (&self.body, variant) {
+            launch.groups = Groups::Grid(matmul::quick_grid(out_shape));
         }
         if let Body::Softmax { shape, axis, .. } = &self.body {
             let len = shape[*axis];
@@ -171,6 +186,7 @@ impl KernelDesc {
 /// Literal or metadata read, per [`Variant`]: the renderers write every size through this, so
 /// a generic kernel's text cannot depend on a size by accident.
 pub(crate) struct Sizes {
+    variant: Variant,
     generic: bool,
     meta: Vec<u32>,
 }
@@ -178,6 +194,7 @@ pub(crate) struct Sizes {
 impl Sizes {
     fn new(variant: Variant) -> Self {
         Sizes {
+            variant,
             generic: variant == Variant::Generic,
             meta: vec![],
         }
@@ -185,11 +202,7 @@ impl Sizes {
 
     /// The variant these sizes are written for.
     fn variant(&self) -> Variant {
-        if self.generic {
-            Variant::Generic
-        } else {
-            Variant::Specialized
-        }
+        self.variant
     }
 
     fn word(&mut self, bits: u32) -> String {

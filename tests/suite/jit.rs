@@ -341,6 +341,72 @@ pub async fn adaptive_tiers(dev: &Device) {
     );
 }
 
+/// `JitMode::On` with quick first runs (`debug::set_quick_first`): a matmul's first run takes
+/// the quick kernel, its specialized pipeline compiles in the background, and later runs take
+/// it with the same values (the same multiply-adds in the same order). A batched matmul with a
+/// transposed operand, a bias and GELU, at sizes the lane form does not take (N = 29).
+pub async fn quick_first_matmul(dev: &Device) {
+    if dev.backend_name() != "wgpu" {
+        return;
+    }
+    let fresh = fresh_device(dev).await;
+    let dev = &fresh;
+    tmath::debug::set_quick_first(dev, Some(true));
+    let cpu = Device::cpu().unwrap();
+    let graph = |d: &Device| {
+        let (x, _) = rand_tensor(d, &[2, 37, 50], 71, -1.0, 1.0);
+        let (w, _) = rand_tensor(d, &[29, 50], 72, -1.0, 1.0);
+        let (b, _) = rand_tensor(d, &[29], 73, -1.0, 1.0);
+        x.matmul(&w.transpose(0, 1).unwrap())
+            .unwrap()
+            .add(&b)
+            .unwrap()
+            .gelu()
+            .unwrap()
+    };
+    let shape = [2, 37, 29];
+    let want = read(&graph(&cpu), &shape).await;
+    let s0 = dev.stats();
+    let first = read(&graph(dev), &shape).await;
+    let s1 = dev.stats();
+    assert_close("quick matmul", &first, &to_f64(&want), 1e-5, 1e-5);
+    assert_eq!(
+        s1.quick_dispatches - s0.quick_dispatches,
+        1,
+        "the first run takes the quick kernel (a kernel the on-disk index knows from an earlier \
+         process skips it: run with TMATH_HOT_KERNELS=off, as scripts/test does)"
+    );
+    let mut waited = 0;
+    loop {
+        let before = dev.stats();
+        let again = read(&graph(dev), &shape).await;
+        let after = dev.stats();
+        assert_eq!(again, first, "the same values on either kernel");
+        if after.quick_dispatches == before.quick_dispatches {
+            assert!(
+                after.background_compiles > s0.background_compiles,
+                "the specialized pipeline was compiled in the background"
+            );
+            break;
+        }
+        waited += 1;
+        assert!(
+            waited < 2000,
+            "the specialized pipeline never arrived ({after:?})"
+        );
+        pause().await;
+    }
+    // Never: the specialized pipeline on the caller's path, as without the switch.
+    tmath::debug::set_quick_first(dev, Some(false));
+    let (x, _) = rand_tensor(dev, &[40, 24], 74, -1.0, 1.0);
+    let (w, _) = rand_tensor(dev, &[24, 31], 75, -1.0, 1.0);
+    let s2 = dev.stats();
+    let _ = read(&x.matmul(&w).unwrap(), &[40, 31]).await;
+    let s3 = dev.stats();
+    assert_eq!(s3.quick_dispatches, s2.quick_dispatches);
+    assert_eq!(s3.background_compiles, s2.background_compiles);
+}
+
 /// `JitMode::Adaptive`'s route for tiny work: a graph whose inputs are small host data runs on
 /// the CPU kernels (no pipeline, no GPU round trip) with the CPU device's results; its result
 /// feeds GPU work like any other; a graph with a large input stays on the GPU.

@@ -103,6 +103,7 @@ macro_rules! for_each_case {
             sizes_beyond_limits,
             generic_kernels,
             adaptive_tiers,
+            quick_first_matmul,
             adaptive_cpu_route,
             comparisons_and_where,
             gradients_match_finite_differences,

@@ -28,6 +28,8 @@ export interface Stats {
   specializedDispatches: number;
   /** Ops a WebGPU engine ran on the CPU instead (the "adaptive" JIT's route for tiny work). */
   cpuDispatches: number;
+  /** Kernels launched on a quick pipeline: a matmul's first runs while its specialized pipeline compiles in the background. */
+  quickDispatches: number;
 }
 
 /** A device to compute on: WebGPU, or the CPU fallback. */

@@ -68,8 +68,8 @@ export class Engine {
    * dispose() or the garbage collector) in this module.
    */
   stats() {
-    const [compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches, cpuDispatches] = this._raw.stats();
-    return { compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches, cpuDispatches };
+    const [compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches, cpuDispatches, quickDispatches] = this._raw.stats();
+    return { compiles, cacheHits, dispatches, compileMs, liveTensors, backgroundCompiles, genericDispatches, specializedDispatches, cpuDispatches, quickDispatches };
   }
 
   /**

@@ -35,7 +35,28 @@ impl WgpuBackend {
     /// specialized compiles of hot ones in the background; otherwise fixed by the device.
     pub(super) fn variant(&self, descs: &[KernelDesc], cfg: &Config) -> Variant {
         if cfg.jit() != JitMode::Adaptive {
-            return Self::fixed_variant(cfg);
+            let fixed = Self::fixed_variant(cfg);
+            // JIT on: a matmul's first runs take its quick form while the specialized
+            // pipeline compiles in the background (`debug::set_quick_first`).
+            if let [d] = descs {
+                if fixed == Variant::Specialized
+                    && cfg.jit() == JitMode::On
+                    && d.has_quick()
+                    && cfg.quick_first(self.ctx.is_software())
+                {
+                    let (variant, request) = self.pipelines.first_runs(d);
+                    if request {
+                        self.compiler.request(
+                            &self.ctx,
+                            &self.pipelines,
+                            vec![d.clone()],
+                            cfg.stats_handle(),
+                        );
+                    }
+                    return variant;
+                }
+            }
+            return fixed;
         }
         // The first adaptive evaluation starts compiling the newest kernels of the hot index
         // (kernels that were hot in earlier processes) in the background.
@@ -61,6 +82,7 @@ impl WgpuBackend {
                 Variant::Generic => s.generic_dispatches += n,
                 Variant::Specialized if adaptive => s.specialized_dispatches += n,
                 Variant::Specialized => {}
+                Variant::Quick => s.quick_dispatches += n,
             }
         });
     }

@@ -59,6 +59,7 @@ impl Eq for TextKey {}
 enum Key {
     Specialized(KernelDesc),
     Generic(TextKey),
+    Quick(KernelDesc),
 }
 
 struct Entry {
@@ -309,7 +310,9 @@ impl Pipelines {
         let bindings = desc.launch().bindings;
         let generic = variant == Variant::Generic;
         // Find the key (rendering a generic kernel the first time its description is seen).
-        let (key, meta, mut source) = if !generic {
+        let (key, meta, mut source) = if variant == Variant::Quick {
+            (Key::Quick(desc.clone()), None, None)
+        } else if !generic {
             (Key::Specialized(desc.clone()), None, None)
         } else {
             let memo = lock(&self.cache).memo.get(desc).cloned();
@@ -348,6 +351,7 @@ impl Pipelines {
             None => match &key {
                 Key::Generic(t) => t.text.to_string(),
                 Key::Specialized(_) => codegen::render(desc, Variant::Specialized).text,
+                Key::Quick(_) => codegen::render(desc, Variant::Quick).text,
             },
         };
         let (pipeline, bytes, dt) =
@@ -388,7 +392,9 @@ impl Pipelines {
             // divides only by constants and by dimensions of a non-empty result (an empty one
             // dispatches no workgroup), and runs loops bounded by their sizes
             // (`codegen/matmul.wgsl`; its lane form clamps every read into the operands'
-            // rows and `vec4` columns and masks its stores); and four-wide elementwise
+            // rows and `vec4` columns and masks its stores; its quick form guards every read
+            // by the shapes, indexes its 256-float tiles by thread ids below 16 and stores
+            // only inside the output); and four-wide elementwise
             // kernels, straight-line code whose reads stay inside the inputs' layouts and whose
             // writes inside the output's `vec4` count (`codegen/elementwise.rs`). Dropping naga's injected checks (about
             // 25–45% of the matmul's time on the H200) is then sound; buffer accesses stay
@@ -430,6 +436,29 @@ impl Pipelines {
     ) -> Arc<wgpu::ComputePipeline> {
         self.compile(ctx, source, Bindings::Slots(n), false, false)
             .0
+    }
+
+    /// With the JIT on, the variant of a kernel that has a quick form ([`Variant::Quick`]):
+    /// specialized once its pipeline is cached, or when the on-disk index knows it from an
+    /// earlier process (its compile is then likely a hit in the driver's cache); otherwise
+    /// quick, and `true` the first time, when its specialized compile is to be requested.
+    pub fn first_runs(&self, desc: &KernelDesc) -> (Variant, bool) {
+        let mut cache = lock(&self.cache);
+        cache.adopt_prewarmed(std::slice::from_ref(desc));
+        if cache.ready.contains(desc) {
+            return (Variant::Specialized, false);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(hot) = &cache.hot {
+            if hot.known_hot.contains(&super::hot::fingerprint(desc)) {
+                return (Variant::Specialized, false);
+            }
+        }
+        if cache.requested.contains(desc) {
+            return (Variant::Quick, false);
+        }
+        cache.requested.insert(desc.clone());
+        (Variant::Quick, true)
     }
 
     /// The adaptive mode's choice for kernels that run together (one kernel, or the stages of
