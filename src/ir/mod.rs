@@ -10,6 +10,8 @@
 pub(crate) mod binary;
 pub(crate) mod math;
 pub(crate) mod reduce;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod simd128;
 pub(crate) mod unary;
 
 pub(crate) use binary::{binary_list, BinaryOp};

@@ -78,6 +78,12 @@ macro_rules! define_unary {
             /// that arithmetic allows. Bit-identical to [`UnaryOp::eval`] per element.
             #[allow(dead_code)]
             pub fn eval_slice(self, src: &[f32], dst: &mut [f32]) {
+                // In the browser build, GELU in hand-written SIMD (the same operations in the
+                // same order: the same bits; `ir::simd128`).
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                if self == UnaryOp::Gelu {
+                    return crate::ir::simd128::gelu(src, dst);
+                }
                 crate::ir::math::widest!(self.eval_slice_portable(src, dst))
             }
 

@@ -257,7 +257,7 @@ fn softmax_rows_portable(
             // with the sum in hand-written SIMD).
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             {
-                super::simd128::exp_sum(row, m, dst)
+                crate::ir::simd128::exp_sum(row, m, dst)
             }
             #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
             {

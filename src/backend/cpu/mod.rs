@@ -5,8 +5,6 @@
 mod buffers;
 mod fused;
 pub(crate) mod kernels;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd128;
 
 pub(crate) use buffers::HostBuffer;
 

@@ -188,6 +188,35 @@ pub(crate) fn cases(quick: bool) -> Vec<Case> {
             inputs: randn(vec![n], 12),
             graph: Box::new(|x| Ok(vec![x[0].gelu()?])),
         });
+        // torch_anchors.py's chain8 (its torch.compile row is the peer): one fused kernel.
+        v.push(Case {
+            section: "elementwise sweep",
+            op: "8-op chain exp(2·tanh(√|1.5x + 0.25| − 0.5))".into(),
+            shape: vec![n],
+            flops: 0.0,
+            bytes: 8.0 * n as f64,
+            modes: CACHED,
+            tol: 1e-5,
+            check: n <= 1 << 22,
+            inputs: Box::new(move |d| {
+                let mut v = vec![Tensor::randn(&[n], 18, d)?];
+                for c in [1.5, 0.25, 0.5, 2.0] {
+                    v.push(Tensor::scalar(c, d)?);
+                }
+                Ok(v)
+            }),
+            graph: Box::new(|x| {
+                Ok(vec![x[0]
+                    .mul(&x[1])?
+                    .add(&x[2])?
+                    .abs()?
+                    .sqrt()?
+                    .sub(&x[3])?
+                    .tanh()?
+                    .mul(&x[4])?
+                    .exp()?])
+            }),
+        });
         let rows = (n / 1024).max(1);
         v.push(Case {
             section: "softmax sweep",
