@@ -351,6 +351,8 @@ pub async fn quick_first_matmul(dev: &Device) {
     }
     let fresh = fresh_device(dev).await;
     let dev = &fresh;
+    // (The suite also runs with TMATH_JIT=adaptive; quick first runs belong to `On`.)
+    dev.set_jit(JitMode::On);
     tmath::debug::set_quick_first(dev, Some(true));
     let cpu = Device::cpu().unwrap();
     let graph = |d: &Device| {

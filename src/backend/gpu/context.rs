@@ -176,9 +176,7 @@ impl Context {
 
     pub fn new_encoder(&self) -> wgpu::CommandEncoder {
         self.device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("tmath"),
-            })
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
     /// (x, y) workgroup counts covering `n` workgroups within the per-dimension limit, with as

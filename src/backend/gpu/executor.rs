@@ -19,6 +19,9 @@ use crate::shape::{numel, Layout};
 // cost model says.
 use crate::backend::CPU_ROUTE_MAX_WORK;
 
+/// Bind groups kept for reuse (`WgpuBackend::bind_groups`).
+const BIND_GROUPS_KEPT: usize = 512;
+
 impl WgpuBackend {
     /// Specialized kernels, unless this device asked for generic ones (with the JIT on; the
     /// JIT off always compiles specialized kernels, as the old engine did).
@@ -310,7 +313,28 @@ impl WgpuBackend {
         let meta = compiled.meta.as_deref();
         let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
         buffers.extend(inputs.iter().map(|b| (b.raw(), None)));
-        let bg = self.bind_group(launch.bindings, &buffers, meta);
+        let bg = if meta.is_none() {
+            let ids = std::iter::once(out)
+                .chain(inputs.iter().copied())
+                .map(GpuBuffer::id)
+                .collect();
+            let key = (launch.bindings, ids);
+            let cached = lock(&self.bind_groups).get(&key).cloned();
+            match cached {
+                Some(bg) => bg,
+                None => {
+                    let bg = self.bind_group(launch.bindings, &buffers, None);
+                    let mut cache = lock(&self.bind_groups);
+                    if cache.len() >= BIND_GROUPS_KEPT {
+                        cache.clear();
+                    }
+                    cache.insert(key, bg.clone());
+                    bg
+                }
+            }
+        } else {
+            self.bind_group(launch.bindings, &buffers, meta)
+        };
         let mut pass = self.profiler.begin_pass(enc, name);
         pass.set_pipeline(&compiled.pipeline);
         pass.set_bind_group(0, &bg, &[]);

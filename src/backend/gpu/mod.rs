@@ -25,6 +25,7 @@ mod svd;
 
 pub(crate) use self::pool::GpuBuffer;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use self::compiler::Compiler;
@@ -34,6 +35,7 @@ use self::pool::Buffers;
 use self::profiler::Profiler;
 use super::{Backend, BoxFuture};
 use crate::backend::cpu::HostBuffer;
+use crate::codegen::Bindings;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::program::{downcast, Program, Storage, Value};
@@ -45,6 +47,11 @@ pub(crate) struct WgpuBackend {
     compiler: Compiler,
     buffers: Buffers,
     profiler: Profiler,
+    /// Bind groups of kernels without a metadata uniform, by their layout and the ids of their
+    /// buffers (unique for the process: a key never names a buffer it was not made with). Pool
+    /// buffers come back for the same shapes, so a repeated evaluation finds its bind groups
+    /// here instead of creating them (about 1.3 µs each on the H100's host). Cleared when full.
+    bind_groups: Mutex<HashMap<(Bindings, Vec<u64>), wgpu::BindGroup>>,
     /// Held from the first buffer taken from the pool to the submit of the commands that use
     /// it (evaluations, uploads, the copies of a read-back). A buffer goes back to the pool as
     /// soon as its last reader is *recorded*; only commands recorded later, and so submitted
@@ -99,6 +106,7 @@ impl WgpuBackend {
             ctx,
             buffers: Buffers::default(),
             profiler: Profiler::default(),
+            bind_groups: Mutex::default(),
             submit: Mutex::default(),
         })
     }

@@ -3,7 +3,12 @@
 
 use crate::backend::cpu::HostBuffer;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Ids of the device buffers made so far (process-wide): an id names one `wgpu::Buffer` for its
+/// whole life and is never given to another, so cached bind groups can be keyed by ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Most bytes the pool keeps idle; beyond this, freed buffers are destroyed.
 const POOL_CAP_BYTES: u64 = 1 << 30;
@@ -44,18 +49,20 @@ impl Buffers {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take(class);
-        let buffer = taken.unwrap_or_else(|| {
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        let (id, buffer) = taken.unwrap_or_else(|| {
+            let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("tmath tensor"),
                 size: class,
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_SRC
                     | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            })
+            });
+            (NEXT_ID.fetch_add(1, Ordering::Relaxed), buffer)
         });
         Arc::new(GpuBuffer {
             buffer: Some(buffer),
+            id,
             class,
             pool: self.pool.clone(),
             host,
@@ -65,30 +72,32 @@ impl Buffers {
 
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    free: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
     idle_bytes: u64,
 }
 
 impl BufferPool {
-    fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
+    fn take(&mut self, class: u64) -> Option<(u64, wgpu::Buffer)> {
         let b = self.free.get_mut(&class)?.pop()?;
         self.idle_bytes -= class;
         Some(b)
     }
 
-    fn put(&mut self, class: u64, buffer: wgpu::Buffer) {
+    fn put(&mut self, class: u64, id: u64, buffer: wgpu::Buffer) {
         if self.idle_bytes + class > POOL_CAP_BYTES {
             buffer.destroy();
             return;
         }
         self.idle_bytes += class;
-        self.free.entry(class).or_default().push(buffer);
+        self.free.entry(class).or_default().push((id, buffer));
     }
 }
 
 /// A storage buffer of the device; returns to the pool when the last handle is dropped.
 pub(crate) struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
+    /// The `wgpu::Buffer`'s id (kept through the pool: see [`NEXT_ID`]).
+    id: u64,
     class: u64,
     pool: Arc<Mutex<BufferPool>>,
     /// A host copy of the contents, kept for small buffers written from the host (uploads and
@@ -106,6 +115,11 @@ impl GpuBuffer {
     pub fn raw(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("buffer present until drop")
     }
+
+    /// The device buffer's id, unique for the process's life.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 impl Drop for GpuBuffer {
@@ -114,7 +128,7 @@ impl Drop for GpuBuffer {
             self.pool
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .put(self.class, b);
+                .put(self.class, self.id, b);
         }
     }
 }

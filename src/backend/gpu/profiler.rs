@@ -52,8 +52,9 @@ impl Profiler {
                 (t.set.clone(), t.next - 2)
             });
         drop(timer);
+        // The label only while profiling (it names the pass in a capture).
         enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(label),
+            label: writes.as_ref().map(|_| label),
             timestamp_writes: writes
                 .as_ref()
                 .map(|(set, i)| wgpu::ComputePassTimestampWrites {
