@@ -303,6 +303,18 @@ pub(crate) fn render(d: &KernelDesc, variant: Variant) -> Source {
         } => matmul::render(d, *a, *b, out_shape, &mut sz),
         Body::Svd { m, n } => svd::render(*m, *n, &d.slots[0], d.stage, d.software, &mut sz),
     };
+    // The prelude's arithmetic XORs its operands with `tm_zero()`: 0 at run time, since the
+    // output's binding holds at least the output (`out_len` elements of its own type), but no
+    // compiler can know that (see `tm_o1` in prelude.wgsl). A generic kernel reads the count.
+    let out_len = match (&d.body, &vec4) {
+        (Body::Svd { .. }, _) => 1,
+        (_, Some(_)) => numel(&d.out_shape) / 4,
+        _ => numel(&d.out_shape),
+    };
+    s += &format!(
+        "\nfn tm_zero() -> u32 {{\n    return select(0u, 1u, arrayLength(&out) < {});\n}}\n",
+        sz.u(out_len.max(1))
+    );
     s += &sz.declaration(launch.bindings.meta_binding());
     Source {
         text: s,
