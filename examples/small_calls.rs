@@ -2,12 +2,16 @@
 //! pipeline lookup, bind groups, encoding and submitting: host work) and `synchronize` (the GPU
 //! plus the wait), per call, averaged over 2,000 calls after 100 of warm-up.
 //!
-//! `cargo run --release --example small_calls -- [n] [gelu|add-gelu]`: GELU of an n×n input
-//! (default), or `a + b` then GELU fused into one kernel.
+//! `cargo run --release --example small_calls -- [n] [gelu|add-gelu|softmax]`: GELU of an n×n
+//! input (default), `a + b` then GELU fused into one kernel, or softmax over the rows.
 use std::time::Instant;
 use tmath::{Device, Tensor};
 fn main() {
-    let dev = Device::best().unwrap();
+    let dev = if std::env::var("TMATH_DEVICE").as_deref() == Ok("wgpu") {
+        Device::wgpu().unwrap()
+    } else {
+        Device::best().unwrap()
+    };
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(8);
     let op = args.next().unwrap_or_else(|| "gelu".into());
@@ -17,10 +21,11 @@ fn main() {
     dev.synchronize().unwrap();
     let graph = || match op.as_str() {
         "add-gelu" => a.add(&b).unwrap().gelu().unwrap(),
+        "softmax" => a.softmax(1).unwrap(),
         _ => a.gelu().unwrap(),
     };
     let (mut tb, mut te, mut ts) = (0.0, 0.0, 0.0);
-    let reps = 2000;
+    let reps: usize = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(2000);
     for i in 0..reps + 100 {
         let t0 = Instant::now();
         let c = graph();

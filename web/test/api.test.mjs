@@ -101,7 +101,7 @@ test("randn, svd, eval and stats", async () => {
   const after = tm.stats();
   assert.equal(after.compiles, 0);
   assert.ok(after.dispatches > before.dispatches);
-  assert.deepEqual(Object.keys(after).sort(), ["backgroundCompiles", "cacheHits", "compileMs", "compiles", "cpuDispatches", "dispatches", "genericDispatches", "liveTensors", "specializedDispatches"]);
+  assert.deepEqual(Object.keys(after).sort(), ["backgroundCompiles", "cacheHits", "compileMs", "compiles", "cpuDispatches", "dispatches", "genericDispatches", "liveTensors", "quickDispatches", "specializedDispatches"]);
   assert.equal(after.backgroundCompiles, 0);
   tm.setJit(false);
   tm.setJit("adaptive");
