@@ -25,7 +25,10 @@ fn main() {
         _ => a.gelu().unwrap(),
     };
     let (mut tb, mut te, mut ts) = (0.0, 0.0, 0.0);
-    let reps: usize = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(2000);
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2000);
     for i in 0..reps + 100 {
         let t0 = Instant::now();
         let c = graph();
