@@ -1,6 +1,7 @@
 //! Where a small call's time goes on the best adapter: building the graph, `eval` (scheduling,
 //! pipeline lookup, bind groups, encoding and submitting: host work) and `synchronize` (the GPU
-//! plus the wait), per call, averaged over 2,000 calls after 100 of warm-up.
+//! plus the wait), per call, averaged over 2,000 calls (`REPS`) after 100 of warm-up.
+//! `TMATH_DEVICE=wgpu` takes wgpu's adapter even where the best device is the CPU (lavapipe).
 //!
 //! `cargo run --release --example small_calls -- [n] [gelu|add-gelu|softmax]`: GELU of an n×n
 //! input (default), `a + b` then GELU fused into one kernel, or softmax over the rows.
