@@ -53,7 +53,7 @@ pub(crate) enum Variant {
     /// Sizes read from the metadata uniform: one pipeline per structure.
     Generic,
     /// Sizes as literals in a plain form that drivers compile several times faster (a matmul
-    /// with one output a thread: 11 ms against 50 on the H100's driver), for a kernel's first
+    /// with one output a thread: 10–20 ms against 49–97 on the H100's driver), for a kernel's first
     /// runs while its specialized pipeline compiles in the background. It computes the same
     /// fused multiply-adds in the same order as the specialized kernel: the same results.
     Quick,
@@ -135,8 +135,8 @@ impl KernelDesc {
 
     /// The launch of this kernel in `variant`: [`Self::launch`], except that a specialized
     /// elementwise kernel whose loads allow it handles four elements per thread, a specialized
-    /// matmul in its lane form and a quick matmul have their own grids, and a softmax runs several short rows per
-    /// workgroup.
+    /// matmul in its lane form and a quick matmul have their own grids, and a softmax runs
+    /// several short rows per workgroup.
     pub fn launch_as(&self, variant: Variant) -> Launch {
         let mut launch = self.launch();
         if elementwise::vec4_loads(self, variant).is_some() {
@@ -304,16 +304,17 @@ pub(crate) fn render(d: &KernelDesc, variant: Variant) -> Source {
         Body::Svd { m, n } => svd::render(*m, *n, &d.slots[0], d.stage, d.software, &mut sz),
     };
     // The prelude's arithmetic XORs its operands with `tm_zero()`: 0 at run time, since the
-    // output's binding holds at least the output (`out_len` elements of its own type), but no
-    // compiler can know that (see `tm_o1` in prelude.wgsl). A generic kernel reads the count.
+    // output's binding holds at least the output (`out_len` elements of its own type; a pool
+    // buffer has at least 256 bytes), but no compiler can know that (see `tm_o1` in
+    // prelude.wgsl). A generic kernel reads the count. (The SVD's stages use no `tm_o1`.)
     let out_len = match (&d.body, &vec4) {
         (Body::Svd { .. }, _) => 1,
-        (_, Some(_)) => numel(&d.out_shape) / 4,
-        _ => numel(&d.out_shape),
+        (_, Some(_)) => (numel(&d.out_shape) / 4).max(1),
+        _ => numel(&d.out_shape).max(4),
     };
     s += &format!(
         "\nfn tm_zero() -> u32 {{\n    return select(0u, 1u, arrayLength(&out) < {});\n}}\n",
-        sz.u(out_len.max(1))
+        sz.u(out_len)
     );
     s += &sz.declaration(launch.bindings.meta_binding());
     Source {
