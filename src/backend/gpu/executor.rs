@@ -311,8 +311,11 @@ impl WgpuBackend {
         }
         let compiled = self.pipelines.get(&self.ctx, desc, variant, cfg)?;
         let meta = compiled.meta.as_deref();
-        let mut buffers: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
-        buffers.extend(inputs.iter().map(|b| (b.raw(), None)));
+        let buffers = || {
+            let mut b: Vec<(&wgpu::Buffer, Option<u64>)> = vec![(out.raw(), None)];
+            b.extend(inputs.iter().map(|b| (b.raw(), None)));
+            b
+        };
         let bg = if meta.is_none() {
             let ids = std::iter::once(out)
                 .chain(inputs.iter().copied())
@@ -323,7 +326,7 @@ impl WgpuBackend {
             match cached {
                 Some(bg) => bg,
                 None => {
-                    let bg = self.bind_group(launch.bindings, &buffers, None);
+                    let bg = self.bind_group(launch.bindings, &buffers(), None);
                     let mut cache = lock(&self.bind_groups);
                     if cache.len() >= BIND_GROUPS_KEPT {
                         cache.clear();
@@ -333,7 +336,7 @@ impl WgpuBackend {
                 }
             }
         } else {
-            self.bind_group(launch.bindings, &buffers, meta)
+            self.bind_group(launch.bindings, &buffers(), meta)
         };
         let mut pass = self.profiler.begin_pass(enc, name);
         pass.set_pipeline(&compiled.pipeline);

@@ -448,14 +448,15 @@ impl Pipelines {
         if cache.ready.contains(desc) {
             return (Variant::Specialized, false);
         }
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(hot) = &cache.hot {
-            if hot.known_hot.contains(&super::hot::fingerprint(desc)) {
-                return (Variant::Specialized, false);
-            }
-        }
         if cache.requested.contains(desc) {
             return (Variant::Quick, false);
+        }
+        // First sight only (the fingerprint formats the whole description).
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(hot) = &cache.hot {
+            if !hot.known_hot.is_empty() && hot.known_hot.contains(&super::hot::fingerprint(desc)) {
+                return (Variant::Specialized, false);
+            }
         }
         cache.requested.insert(desc.clone());
         (Variant::Quick, true)
