@@ -377,6 +377,37 @@ pub(crate) fn matmul(
 }
 /// Thin SVD (faer's divide-and-conquer bidiagonal SVD): packs `U` (m×k, row-major), the
 /// singular values (descending, ≥ 0) and `Vᵀ` (k×n, row-major).
+/// Whether `U·diag(s)·Vᵀ` (`U` m×k, `V` n×k) is `a` (row-major m×n) up to far more than
+/// rounding: `‖A·x − U·(Σ·(Vᵀ·x))‖ ≤ 1e-3·‖A‖_F·‖x‖` in f64 for a fixed vector `x` of
+/// irrational-looking entries, with every factor finite — O(mn) work, against the SVD's O(mn·k).
+/// It catches a wrong factorization (garbage), not a slightly inaccurate one.
+fn residual_ok(
+    a: &[f32],
+    m: usize,
+    n: usize,
+    u: faer::MatRef<f32>,
+    s: faer::ColRef<f32>,
+    v: faer::MatRef<f32>,
+) -> bool {
+    let k = s.nrows();
+    let x: Vec<f64> = (0..n)
+        .map(|j| 1.0 + ((j as f64 + 1.0) * 0.618_033_988_749_895).fract())
+        .collect();
+    let mut vtx = vec![0f64; k];
+    for (p, t) in vtx.iter_mut().enumerate() {
+        *t = s[p] as f64 * (0..n).map(|j| v[(j, p)] as f64 * x[j]).sum::<f64>();
+    }
+    let mut r2 = 0f64;
+    for i in 0..m {
+        let ax: f64 = (0..n).map(|j| a[i * n + j] as f64 * x[j]).sum();
+        let usv: f64 = (0..k).map(|p| u[(i, p)] as f64 * vtx[p]).sum();
+        r2 += (ax - usv).powi(2);
+    }
+    let a2: f64 = a.iter().map(|&t| (t as f64).powi(2)).sum();
+    let x2: f64 = x.iter().map(|t| t * t).sum();
+    r2.is_finite() && r2.sqrt() <= 1e-3 * (a2 * x2).sqrt()
+}
+
 pub(crate) fn svd(x: &[f32], layout: &Layout, m: usize, n: usize) -> Result<Vec<f32>> {
     let k = m.min(n);
     let a = gather(x, layout);
@@ -390,12 +421,28 @@ pub(crate) fn svd(x: &[f32], layout: &Layout, m: usize, n: usize) -> Result<Vec<
             message: format!("the {m}×{n} input contains NaN or infinity"),
         });
     }
-    let svd = faer::MatRef::from_row_major_slice(&a, m, n)
-        .thin_svd()
-        .map_err(|e| Error::Numerical {
+    let mat = faer::MatRef::from_row_major_slice(&a, m, n);
+    let factor = || {
+        mat.thin_svd().map_err(|e| Error::Numerical {
             op: "svd",
             message: format!("no convergence on the {m}×{n} input ({e:?})"),
-        })?;
+        })
+    };
+    // A factorization that fails the residual check is computed once more (a wrong result was
+    // seen once in WebKitGTK's wasm, and not again in thousands of runs), then reported.
+    let mut svd = factor()?;
+    if !residual_ok(&a, m, n, svd.U(), svd.S().column_vector(), svd.V()) {
+        svd = factor()?;
+        if !residual_ok(&a, m, n, svd.U(), svd.S().column_vector(), svd.V()) {
+            return Err(Error::Numerical {
+                op: "svd",
+                message: format!(
+                    "the {m}×{n} factorization failed its residual check (‖Ax − UΣVᵀx‖ above \
+                     1e-3·‖A‖_F·‖x‖) twice"
+                ),
+            });
+        }
+    }
     let (u, s, v) = (svd.U(), svd.S(), svd.V());
     for i in 0..m {
         for j in 0..k {
@@ -413,4 +460,28 @@ pub(crate) fn svd(x: &[f32], layout: &Layout, m: usize, n: usize) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The residual check passes faer's factorization and fails it once an entry is wrong.
+    #[test]
+    fn residual_check() {
+        let (m, n) = (30, 7);
+        let a: Vec<f32> = (0..m * n)
+            .map(|i| ((i * 7919 % 211) as f32 / 105.0) - 1.0)
+            .collect();
+        let svd = faer::MatRef::from_row_major_slice(&a, m, n)
+            .thin_svd()
+            .unwrap();
+        let s = svd.S().column_vector();
+        assert!(residual_ok(&a, m, n, svd.U(), s, svd.V()));
+        let mut u = svd.U().to_owned();
+        u[(3, 0)] += 0.5;
+        assert!(!residual_ok(&a, m, n, u.as_ref(), s, svd.V()));
+        u[(3, 0)] = f32::NAN;
+        assert!(!residual_ok(&a, m, n, u.as_ref(), s, svd.V()));
+    }
 }
