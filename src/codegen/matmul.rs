@@ -27,6 +27,12 @@ fn tile(m: usize, n: usize, batch: usize) -> (usize, usize) {
     }
 }
 
+/// An operand's (row, column) strides: those of its last two dims.
+fn matrix_strides(l: &Layout) -> (usize, usize) {
+    let r = l.shape.len();
+    (l.strides[r - 2], l.strides[r - 1])
+}
+
 /// Output rows per workgroup of the lane form.
 const LANE_ROWS: usize = 16;
 
@@ -134,16 +140,9 @@ fn render_quick(
         epi,
         eres,
     } = parts(d, (a, b), out_shape, sz);
-    let (la, lb) = (&d.slots[a], &d.slots[b]);
     let (ms, ns, ks) = (sz.u(m), sz.u(n), sz.u(k));
-    let (ra, ca) = (
-        sz.u(la.strides[la.shape.len() - 2]),
-        sz.u(la.strides[la.shape.len() - 1]),
-    );
-    let (rb, cb) = (
-        sz.u(lb.strides[lb.shape.len() - 2]),
-        sz.u(lb.strides[lb.shape.len() - 1]),
-    );
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (matrix_strides(&d.slots[a]), matrix_strides(&d.slots[b]));
+    let (ra, ca, rb, cb) = (sz.u(a_rs), sz.u(a_cs), sz.u(b_rs), sz.u(b_cs));
     let _ = write!(
         s,
         "
@@ -240,10 +239,9 @@ fn render_lanes(
         epi,
         eres,
     } = parts(d, (a, b), out_shape, sz);
-    let (la, lb) = (&d.slots[a], &d.slots[b]);
     let (ms, ns, k4s) = (sz.u(m), sz.u(n), sz.u(k / 4));
-    let ra = sz.u(la.strides[la.shape.len() - 2] / 4);
-    let rb = sz.u(lb.strides[lb.shape.len() - 2] / 4);
+    let ra = sz.u(matrix_strides(&d.slots[a]).0 / 4);
+    let rb = sz.u(matrix_strides(&d.slots[b]).0 / 4);
     let wg = d.wg;
     let (mut decl, mut fma, mut store) = (String::new(), String::new(), String::new());
     for q in 0..LANE_ROWS / lanes {
@@ -323,16 +321,8 @@ pub(super) fn render(
         epi,
         eres,
     } = parts(d, (a, b), out_shape, sz);
-    let (la, lb) = (&d.slots[a], &d.slots[b]);
     let (ms, ns, ks) = (sz.u(m), sz.u(n), sz.u(k));
-    let (a_rs, a_cs) = (
-        la.strides[la.shape.len() - 2],
-        la.strides[la.shape.len() - 1],
-    );
-    let (b_rs, b_cs) = (
-        lb.strides[lb.shape.len() - 2],
-        lb.strides[lb.shape.len() - 1],
-    );
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (matrix_strides(&d.slots[a]), matrix_strides(&d.slots[b]));
     let (tm, tn) = tile(m, n, out_shape[..out_shape.len() - 2].iter().product());
     let (bm, bn, bk) = (16 * tm, 16 * tn, 16);
     // Copy orders: consecutive threads walk the operand's unit-stride dimension. A k-major
