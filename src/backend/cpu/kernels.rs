@@ -375,8 +375,7 @@ pub(crate) fn matmul(
     });
     out
 }
-/// Thin SVD (faer's divide-and-conquer bidiagonal SVD): packs `U` (m×k, row-major), the
-/// singular values (descending, ≥ 0) and `Vᵀ` (k×n, row-major).
+
 /// Whether `U·diag(s)·Vᵀ` (`U` m×k, `V` n×k) is `a` (row-major m×n) up to far more than
 /// rounding: `‖A·x − U·(Σ·(Vᵀ·x))‖ ≤ 1e-3·‖A‖_F·‖x‖` in f64 for a fixed vector `x` of
 /// irrational-looking entries, with every factor finite — O(mn) work, against the SVD's O(mn·k).
@@ -408,6 +407,9 @@ fn residual_ok(
     r2.is_finite() && r2.sqrt() <= 1e-3 * (a2 * x2).sqrt()
 }
 
+/// Thin SVD (faer's divide-and-conquer bidiagonal SVD): packs `U` (m×k, row-major), the
+/// singular values (descending, ≥ 0) and `Vᵀ` (k×n, row-major). Every factorization is checked
+/// by [`residual_ok`]; one that fails is computed again, then reported as an error.
 pub(crate) fn svd(x: &[f32], layout: &Layout, m: usize, n: usize) -> Result<Vec<f32>> {
     let k = m.min(n);
     let a = gather(x, layout);
