@@ -1,5 +1,6 @@
 //! The stages of the one-sided Jacobi SVD, from the `svd.wgsl` template (one source, a stage
-//! constant). The driver that sequences them lives in the GPU backend.
+//! constant), and the rotation round in registers ([`render_registers`], generated here, for
+//! adapters with subgroups). The driver that sequences them lives in the GPU backend.
 
 use super::Sizes;
 use crate::shape::Layout;
@@ -7,13 +8,43 @@ use crate::shape::Layout;
 const SVD: &str = include_str!("svd.wgsl");
 
 /// Stage numbers: 0 init, 1 rotate one round (one workgroup per pair of column blocks),
-/// 2 normalize, 3 complete, 4 finalize, 5 check (after each sweep).
+/// 2 normalize, 3 complete, 4 finalize, 5 check (after each sweep), 6 rotate one round in
+/// registers (in place of 1).
 pub(crate) const INIT: u32 = 0;
 pub(crate) const ROTATE: u32 = 1;
 pub(crate) const NORMALIZE: u32 = 2;
 pub(crate) const COMPLETE: u32 = 3;
 pub(crate) const FINALIZE: u32 = 4;
 pub(crate) const CHECK: u32 = 5;
+/// The rotation round in registers (see [`render_registers`]), where the adapter has subgroups
+/// and the matrix [`fits_registers`].
+pub(crate) const ROTATE_REG: u32 = 6;
+
+/// Rows of W (and of V) each of a workgroup's 256 threads holds in registers in the register
+/// form, at most: 1,024 rows and columns.
+const REG_ROWS: usize = 4;
+
+/// Whether the working matrix of an `m × n` input fits the register form.
+pub(crate) fn fits_registers(m: usize, n: usize) -> bool {
+    let (rows, cols) = working(m, n);
+    rows <= 256 * REG_ROWS && cols <= 256 * REG_ROWS
+}
+
+/// Columns per block of the register form: at most 4. Measured on the H100 (ms, Gaussian /
+/// graded input; the form through memory in the same call: 512² 30.3 / 40.9, 1000×300 16.9 /
+/// 27.0, 1024² 95–131 / 123.4):
+///
+/// | block | 512² | 1000×300 | 1024² |
+/// |---|---|---|---|
+/// | 4 | 28.4 / 37.0 | 15.0 / 23.7 | 69.3 / 84.4 |
+/// | 8 | 44.5 / 58.3 | 23.4 / 37.5 | 111.8 / 124.7 |
+/// | 16 | 72.4 / 95.4 | 61.1 / 65.8 | 245.5 / 328.8 |
+///
+/// Each inner round costs a subgroup sum, a barrier and the rotations' arithmetic, and larger
+/// blocks have more of them per dispatch than they save in dispatches.
+fn reg_block(cols: usize) -> usize {
+    cols.div_ceil(2).max(1).next_power_of_two().min(4)
+}
 
 /// Columns per block of a rotation round, at most, by the working matrix's column count: each
 /// round (one dispatch) runs `2·block − 1` or `block` inner rounds in every workgroup, with
@@ -53,15 +84,24 @@ fn block(cols: usize, software: bool) -> usize {
         .min(block_cap(cols, software))
 }
 
+/// The columns per block of rotation stage `stage` ([`ROTATE`] or [`ROTATE_REG`]).
+fn block_of(cols: usize, software: bool, stage: u32) -> usize {
+    if stage == ROTATE_REG {
+        reg_block(cols)
+    } else {
+        block(cols, software)
+    }
+}
+
 /// The blocks of `cols` columns, rounded up to even (a round-robin needs pairs).
-fn blocks2(cols: usize, software: bool) -> usize {
-    let nb = cols.div_ceil(block(cols, software)).max(1);
+fn blocks2(cols: usize, software: bool, stage: u32) -> usize {
+    let nb = cols.div_ceil(block_of(cols, software, stage)).max(1);
     nb + (nb & 1)
 }
 
-/// Rotation rounds per sweep (dispatches of [`ROTATE`]).
-pub(crate) fn rounds(cols: usize, software: bool) -> usize {
-    blocks2(cols, software) - 1
+/// Rotation rounds per sweep (dispatches of `stage`, [`ROTATE`] or [`ROTATE_REG`]).
+pub(crate) fn rounds(cols: usize, software: bool, stage: u32) -> usize {
+    blocks2(cols, software, stage) - 1
 }
 
 /// The working matrix: `(rows, cols)` with `rows ≥ cols` (Aᵀ when A is wide).
@@ -78,10 +118,42 @@ pub(super) fn groups(m: usize, n: usize, stage: u32, software: bool) -> usize {
     let (rows, cols) = working(m, n);
     match stage {
         INIT => (rows * cols).max(cols * cols).div_ceil(256),
-        ROTATE => blocks2(cols, software) / 2,
+        ROTATE | ROTATE_REG => blocks2(cols, software, stage) / 2,
         NORMALIZE | FINALIZE => cols,
         _ => 1,
     }
+}
+
+/// The template's sizes, `(placeholder, literal or metadata read)`, in one order for every
+/// stage: the driver binds one metadata uniform (the first stage's) for all of them.
+fn template_sizes(
+    m: usize,
+    n: usize,
+    input: &Layout,
+    software: bool,
+    sz: &mut Sizes,
+) -> Vec<(&'static str, String)> {
+    let tall = m >= n;
+    let (rows, cols) = working(m, n);
+    let (rs, cs) = (input.strides[0], input.strides[1]);
+    // Working column c, row r of the (possibly transposed) matrix: A[r][c] if tall, else A[c][r].
+    let (wr, wc) = if tall { (rs, cs) } else { (cs, rs) };
+    let bs = block(cols, software);
+    let rot_tol = (4.0 * f32::EPSILON * (rows as f32).sqrt()).max(1e-6);
+    vec![
+        ("{ROWS}", sz.u(rows)),
+        ("{NB2}", sz.u(blocks2(cols, software, ROTATE))),
+        ("{BS}", sz.u(bs)),
+        ("{LANES}", sz.u(256 / bs)),
+        ("{COLS}", sz.u(cols)),
+        ("{M}", sz.u(m)),
+        ("{N}", sz.u(n)),
+        ("{TALL}", sz.b(tall)),
+        ("{IN_OFF}", sz.u(input.offset)),
+        ("{IN_RS}", sz.u(wr)),
+        ("{IN_CS}", sz.u(wc)),
+        ("{ROT_TOL}", sz.f(rot_tol)),
+    ]
 }
 
 pub(super) fn render(
@@ -92,27 +164,259 @@ pub(super) fn render(
     software: bool,
     sz: &mut Sizes,
 ) -> String {
-    let tall = m >= n;
-    let (rows, cols) = working(m, n);
-    let (rs, cs) = (input.strides[0], input.strides[1]);
-    // Working column c, row r of the (possibly transposed) matrix: A[r][c] if tall, else A[c][r].
-    let (wr, wc) = if tall { (rs, cs) } else { (cs, rs) };
-    let bs = block(cols, software);
-    let rot_tol = (4.0 * f32::EPSILON * (rows as f32).sqrt()).max(1e-6);
-    let text = SVD
-        .replace("{ROWS}", &sz.u(rows))
-        .replace("{NB2}", &sz.u(blocks2(cols, software)))
-        .replace("{BS}", &sz.u(bs))
-        .replace("{LANES}", &sz.u(256 / bs))
-        .replace("{COLS}", &sz.u(cols))
-        .replace("{M}", &sz.u(m))
-        .replace("{N}", &sz.u(n))
-        .replace("{TALL}", &sz.b(tall))
-        .replace("{IN_OFF}", &sz.u(input.offset))
-        .replace("{IN_RS}", &sz.u(wr))
-        .replace("{IN_CS}", &sz.u(wc))
-        .replace("{ROT_TOL}", &sz.f(rot_tol));
+    let sizes = template_sizes(m, n, input, software, sz);
+    if stage == ROTATE_REG {
+        let get = |k: &str| sizes.iter().find(|(p, _)| *p == k).map(|(_, v)| v.clone());
+        let (rows, cols, tol) = (get("{ROWS}"), get("{COLS}"), get("{ROT_TOL}"));
+        return render_registers(m, n, [rows, cols, tol].map(Option::unwrap_or_default));
+    }
+    let text = sizes
+        .iter()
+        .fold(SVD.to_string(), |t, (p, v)| t.replace(p, v));
     let bindings = "@group(0) @binding(0) var<storage, read_write> out: array<f32>;\n\
                     @group(0) @binding(1) var<storage, read> in0: array<f32>;\n";
     format!("{bindings}{}", text.replace("{STAGE}", &stage.to_string()))
+}
+
+/// The rotation round in registers: each of a workgroup's 256 threads holds rows `lid`,
+/// `lid + 256`, … of its block pair's `P` columns of W and of V in registers for the whole round
+/// (loaded once, all loads in flight together; written back once, if anything rotated). An
+/// inner round rotates `P / 2` column pairs: each thread sums its rows' `(‖a‖², ‖b‖², a·b)`, a
+/// subgroup adds them (`subgroupAdd`), the subgroups' sums meet in workgroup memory (one barrier;
+/// two buffers, alternating), and every thread adds them in the same order, so all compute the
+/// same rotations and apply them to their own registers. No memory barrier between inner
+/// rounds, and no global memory traffic within the round.
+///
+/// Registers are named, never indexed at run time: the pairs are fixed register slots, (k,
+/// P − 1 − k) in the sweep's first round (every pair of the `P` columns) and (k, BS + k) in the
+/// others (the pairs across the two blocks); after each inner round the slots rotate by one
+/// (slots 1 … P − 1, or BS … P − 1) — the round-robin by moving the columns instead of the
+/// pairing, back in place after a round's last inner round.
+/// `[rows, cols, rot_tol]` are the template's (literals or metadata reads); the block count is
+/// computed in the shader from the columns and the block size.
+fn render_registers(m: usize, n: usize, [rows_s, cols_s, rot_tol]: [String; 3]) -> String {
+    use std::fmt::Write;
+    let (rows, cols) = working(m, n);
+    let bs = reg_block(cols);
+    let p = 2 * bs;
+    let np = bs;
+    let (rw, rv) = (rows.div_ceil(256).max(1), cols.div_ceil(256).max(1));
+    let mut s = String::new();
+    // Registers: w{r}_{l} is row lid + 256·r of local column l (v likewise).
+    let regs = |pre: &str, rn: usize| -> Vec<Vec<String>> {
+        (0..rn)
+            .map(|r| (0..p).map(|l| format!("{pre}{r}_{l}")).collect())
+            .collect()
+    };
+    let (wr, vr) = (regs("w", rw), regs("v", rv));
+    let _ = write!(
+        s,
+        "@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> in0: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> counter: array<atomic<u32>>;
+struct Round {{
+    r: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}}
+@group(0) @binding(6) var<uniform> rnd: Round;
+
+// The subgroups' sums of one inner round (at most 32 subgroups of 8), two buffers.
+var<workgroup> part: array<vec4<f32>, {parts}>;
+var<workgroup> converged: u32;
+
+fn pair_of(round_index: u32, p: u32, n2: u32) -> vec2<u32> {{
+    let last = n2 - 1u;
+    if (p == 0u) {{
+        return vec2<u32>(last, round_index);
+    }}
+    return vec2<u32>((round_index + p) % last, (round_index + last - p) % last);
+}}
+
+fn ld_w(c: u32, r: u32) -> f32 {{
+    if (c < {cols_s} && r < {rows_s}) {{
+        return w[c * {rows_s} + r];
+    }}
+    return 0.0;
+}}
+
+fn ld_v(c: u32, r: u32) -> f32 {{
+    if (c < {cols_s} && r < {cols_s}) {{
+        return v[c * {cols_s} + r];
+    }}
+    return 0.0;
+}}
+
+// (c, s) of the rotation of a pair with sums (‖a‖², ‖b‖², a·b), or (1, 0) when the pair is
+// orthogonal to ROT_TOL (the stack-based kernel's rule and formulas).
+fn rotation(t: vec3<f32>) -> vec2<f32> {{
+    let alpha = t.x;
+    let beta = t.y;
+    let gamma = t.z;
+    if (abs(gamma) > {rot_tol} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {{
+        let zeta = (beta - alpha) / (2.0 * gamma);
+        let tt = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
+        let c0 = 1.0 / sqrt(1.0 + tt * tt);
+        let s0 = c0 * tt;
+        let fix = 1.5 - 0.5 * (c0 * c0 + s0 * s0);
+        return vec2<f32>(c0 * fix, s0 * fix);
+    }}
+    return vec2<f32>(1.0, 0.0);
+}}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgi: u32,
+        @builtin(subgroup_id) sgid: u32, @builtin(num_subgroups) nsg: u32) {{
+    let g = wid.x + wid.y * nwg.x;
+    if (lid == 0u) {{
+        converged = atomicLoad(&counter[1]);
+    }}
+    if (workgroupUniformLoad(&converged) != 0u) {{
+        return;
+    }}
+    let nb = ({cols_s} + {bs}u - 1u) / {bs}u;
+    let bp = pair_of(rnd.r, g, nb + (nb & 1u));
+",
+        parts = 2 * 32 * np,
+    );
+    for l in 0..p {
+        let (blk, off) = if l < bs { ("x", l) } else { ("y", l - bs) };
+        let _ = writeln!(s, "    let c{l} = bp.{blk} * {bs}u + {off}u;");
+    }
+    for (pre, regs, ld) in [("w", &wr, "ld_w"), ("v", &vr, "ld_v")] {
+        let _ = pre;
+        for (r, row) in regs.iter().enumerate() {
+            for (l, name) in row.iter().enumerate() {
+                let _ = writeln!(s, "    var {name} = {ld}(c{l}, lid + {}u);", 256 * r);
+            }
+        }
+    }
+    s += "    var rotations = 0u;
+    var buf = 0u;
+";
+    // One inner round over slot pairs `pairs`, then the slots from `first` on rotate by one.
+    let inner = |s: &mut String, pairs: &[(usize, usize)], first: usize| {
+        for (k, &(i, j)) in pairs.iter().enumerate() {
+            let _ = writeln!(s, "        var d{k} = vec3<f32>(0.0);");
+            for row in &wr {
+                let (a, b) = (&row[i], &row[j]);
+                let _ = writeln!(
+                    s,
+                    "        d{k} = d{k} + vec3<f32>({a} * {a}, {b} * {b}, {a} * {b});"
+                );
+            }
+            let _ = writeln!(s, "        d{k} = subgroupAdd(d{k});");
+        }
+        s.push_str(
+            "        if (sgi == 0u) {
+",
+        );
+        for k in 0..pairs.len() {
+            let _ = writeln!(
+                s,
+                "            part[buf * {} + sgid * {np}u + {k}u] = vec4<f32>(d{k}, 0.0);",
+                32 * np
+            );
+        }
+        s.push_str(
+            "        }
+        workgroupBarrier();
+",
+        );
+        for (k, &(i, j)) in pairs.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "        var t{k} = vec3<f32>(0.0);
+        for (var q = 0u; q < nsg; q = q + 1u) {{
+            t{k} = t{k} + part[buf * {} + q * {np}u + {k}u].xyz;
+        }}
+        let r{k} = rotation(t{k});
+        if (r{k}.y != 0.0) {{
+            rotations = rotations + 1u;",
+                32 * np
+            );
+            for row in wr.iter().chain(&vr) {
+                let (a, b) = (&row[i], &row[j]);
+                let _ = writeln!(
+                    s,
+                    "            let a_{a} = {a};
+            {a} = r{k}.x * a_{a} - r{k}.y * {b};
+            {b} = r{k}.y * a_{a} + r{k}.x * {b};"
+                );
+            }
+            s.push_str(
+                "        }
+",
+            );
+        }
+        s.push_str(
+            "        buf = 1u - buf;
+",
+        );
+        // Rotate slots first..p-1 by one: slot l takes slot l + 1's column, the last takes the
+        // first's.
+        for row in wr.iter().chain(&vr) {
+            if p - first < 2 {
+                continue;
+            }
+            let _ = writeln!(s, "        let h_{} = {};", row[first], row[first]);
+            for l in first..p - 1 {
+                let _ = writeln!(s, "        {} = {};", row[l], row[l + 1]);
+            }
+            let _ = writeln!(s, "        {} = h_{};", row[p - 1], row[first]);
+        }
+    };
+    let full: Vec<(usize, usize)> = (0..np).map(|k| (k, p - 1 - k)).collect();
+    let cross: Vec<(usize, usize)> = (0..np).map(|k| (k, bs + k)).collect();
+    let _ = writeln!(
+        s,
+        "    if (rnd.r == 0u) {{
+    for (var iq = 0u; iq < {}u; iq = iq + 1u) {{",
+        p - 1
+    );
+    inner(&mut s, &full, 1);
+    let _ = writeln!(
+        s,
+        "    }}
+    }} else {{
+    for (var iq = 0u; iq < {bs}u; iq = iq + 1u) {{"
+    );
+    inner(&mut s, &cross, bs);
+    s.push_str(
+        "    }
+    }
+    if (rotations > 0u) {
+",
+    );
+    for (r, row) in wr.iter().enumerate() {
+        for (l, name) in row.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "        if (c{l} < {cols_s} && lid + {o}u < {rows_s}) {{ w[c{l} * {rows_s} + lid + {o}u] = {name}; }}",
+                o = 256 * r
+            );
+        }
+    }
+    for (r, row) in vr.iter().enumerate() {
+        for (l, name) in row.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "        if (c{l} < {cols_s} && lid + {o}u < {cols_s}) {{ v[c{l} * {cols_s} + lid + {o}u] = {name}; }}",
+                o = 256 * r
+            );
+        }
+    }
+    s.push_str(
+        "        if (lid == 0u) {
+            atomicAdd(&counter[0], rotations);
+        }
+    }
+}
+",
+    );
+    s
 }

@@ -44,7 +44,16 @@ impl WgpuBackend {
         }
         // The block sizes of a software adapter, unless a test asks for the hardware ones.
         let software = ctx.is_software() && !cfg.svd_hardware_blocks();
-        let rounds = stage::rounds(cols, software);
+        // The round in registers where the adapter has subgroups (of at least 8, as its
+        // workgroup memory assumes) and the matrix fits, on hardware (on a software adapter
+        // only when a test asks for the hardware configuration: there it is the slower one);
+        // else the one through memory.
+        let rotate = if ctx.subgroup_min >= 8 && !software && stage::fits_registers(m, n) {
+            stage::ROTATE_REG
+        } else {
+            stage::ROTATE
+        };
+        let rounds = stage::rounds(cols, software, rotate);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
         let aux = self.alloc("svd", 3 * cols)?;
@@ -74,7 +83,7 @@ impl WgpuBackend {
         };
         let stages = [
             stage::INIT,
-            stage::ROTATE,
+            rotate,
             stage::NORMALIZE,
             stage::COMPLETE,
             stage::FINALIZE,
