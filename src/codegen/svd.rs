@@ -287,8 +287,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let (blk, off) = if l < bs { ("x", l) } else { ("y", l - bs) };
         let _ = writeln!(s, "    let c{l} = bp.{blk} * {bs}u + {off}u;");
     }
-    for (pre, regs, ld) in [("w", &wr, "ld_w"), ("v", &vr, "ld_v")] {
-        let _ = pre;
+    for (regs, ld) in [(&wr, "ld_w"), (&vr, "ld_v")] {
         for (r, row) in regs.iter().enumerate() {
             for (l, name) in row.iter().enumerate() {
                 let _ = writeln!(s, "    var {name} = {ld}(c{l}, lid + {}u);", 256 * r);
