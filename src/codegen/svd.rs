@@ -6,6 +6,8 @@ use super::Sizes;
 use crate::shape::Layout;
 
 const SVD: &str = include_str!("svd.wgsl");
+/// The buffers, pairing and rotation both forms of the rotation round share.
+const SVD_COMMON: &str = include_str!("svd_common.wgsl");
 
 /// Stage numbers: 0 init, 1 rotate one round (one workgroup per pair of column blocks),
 /// 2 normalize, 3 complete, 4 finalize, 5 check (after each sweep), 6 rotate one round in
@@ -165,17 +167,22 @@ pub(super) fn render(
     sz: &mut Sizes,
 ) -> String {
     let sizes = template_sizes(m, n, input, software, sz);
-    if stage == ROTATE_REG {
-        let get = |k: &str| sizes.iter().find(|(p, _)| *p == k).map(|(_, v)| v.clone());
-        let (rows, cols, tol) = (get("{ROWS}"), get("{COLS}"), get("{ROT_TOL}"));
-        return render_registers(m, n, [rows, cols, tol].map(Option::unwrap_or_default));
-    }
-    let text = sizes
-        .iter()
-        .fold(SVD.to_string(), |t, (p, v)| t.replace(p, v));
+    let fill = |t: &str| {
+        sizes
+            .iter()
+            .fold(t.to_string(), |t, (p, v)| t.replace(p, v))
+    };
     let bindings = "@group(0) @binding(0) var<storage, read_write> out: array<f32>;\n\
                     @group(0) @binding(1) var<storage, read> in0: array<f32>;\n";
-    format!("{bindings}{}", text.replace("{STAGE}", &stage.to_string()))
+    let common = fill(SVD_COMMON);
+    if stage == ROTATE_REG {
+        let get = |k: &str| sizes.iter().find(|(p, _)| *p == k).map(|(_, v)| v.clone());
+        let (rows, cols) = (get("{ROWS}"), get("{COLS}"));
+        let body = render_registers(m, n, [rows, cols].map(Option::unwrap_or_default));
+        return format!("{bindings}{common}{body}");
+    }
+    let text = fill(SVD).replace("{STAGE}", &stage.to_string());
+    format!("{bindings}{common}{text}")
 }
 
 /// The rotation round in registers: each of a workgroup's 256 threads holds rows `lid`,
@@ -192,9 +199,10 @@ pub(super) fn render(
 /// others (the pairs across the two blocks); after each inner round the slots rotate by one
 /// (slots 1 … P − 1, or BS … P − 1) — the round-robin by moving the columns instead of the
 /// pairing, back in place after a round's last inner round.
-/// `[rows, cols, rot_tol]` are the template's (literals or metadata reads); the block count is
-/// computed in the shader from the columns and the block size.
-fn render_registers(m: usize, n: usize, [rows_s, cols_s, rot_tol]: [String; 3]) -> String {
+/// `[rows, cols]` are the template's (literals or metadata reads); the block count is computed
+/// in the shader from the columns and the block size. The buffers, `pair_of`, `rotates` and
+/// `rotation` come from `svd_common.wgsl`, which the caller puts first.
+fn render_registers(m: usize, n: usize, [rows_s, cols_s]: [String; 2]) -> String {
     use std::fmt::Write;
     let (rows, cols) = working(m, n);
     let bs = reg_block(cols);
@@ -211,30 +219,8 @@ fn render_registers(m: usize, n: usize, [rows_s, cols_s, rot_tol]: [String; 3]) 
     let (wr, vr) = (regs("w", rw), regs("v", rv));
     let _ = write!(
         s,
-        "@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> in0: array<f32>;
-@group(0) @binding(2) var<storage, read_write> w: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(5) var<storage, read_write> counter: array<atomic<u32>>;
-struct Round {{
-    r: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}}
-@group(0) @binding(6) var<uniform> rnd: Round;
-
-// The subgroups' sums of one inner round (at most 32 subgroups of 8), two buffers.
+        "// The subgroups' sums of one inner round (at most 32 subgroups of 8), two buffers.
 var<workgroup> part: array<vec4<f32>, {parts}>;
-var<workgroup> converged: u32;
-
-fn pair_of(round_index: u32, p: u32, n2: u32) -> vec2<u32> {{
-    let last = n2 - 1u;
-    if (p == 0u) {{
-        return vec2<u32>(last, round_index);
-    }}
-    return vec2<u32>((round_index + p) % last, (round_index + last - p) % last);
-}}
 
 fn ld_w(c: u32, r: u32) -> f32 {{
     if (c < {cols_s} && r < {rows_s}) {{
@@ -248,23 +234,6 @@ fn ld_v(c: u32, r: u32) -> f32 {{
         return v[c * {cols_s} + r];
     }}
     return 0.0;
-}}
-
-// (c, s) of the rotation of a pair with sums (‖a‖², ‖b‖², a·b), or (1, 0) when the pair is
-// orthogonal to ROT_TOL (the stack-based kernel's rule and formulas).
-fn rotation(t: vec3<f32>) -> vec2<f32> {{
-    let alpha = t.x;
-    let beta = t.y;
-    let gamma = t.z;
-    if (abs(gamma) > {rot_tol} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {{
-        let zeta = (beta - alpha) / (2.0 * gamma);
-        let tt = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
-        let c0 = 1.0 / sqrt(1.0 + tt * tt);
-        let s0 = c0 * tt;
-        let fix = 1.5 - 0.5 * (c0 * c0 + s0 * s0);
-        return vec2<f32>(c0 * fix, s0 * fix);
-    }}
-    return vec2<f32>(1.0, 0.0);
 }}
 
 @compute @workgroup_size(256)
@@ -333,8 +302,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var q = 0u; q < nsg; q = q + 1u) {{
             t{k} = t{k} + part[buf * {} + q * {np}u + {k}u].xyz;
         }}
-        let r{k} = rotation(t{k});
-        if (r{k}.y != 0.0) {{
+        if (rotates(t{k})) {{
+            let r{k} = rotation(t{k});
             rotations = rotations + 1u;",
                 32 * np
             );

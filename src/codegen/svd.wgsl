@@ -21,19 +21,6 @@
 const STAGE: u32 = {STAGE}u;
 const WG: u32 = 256u;
 
-struct Round {
-    r: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
-
-@group(0) @binding(2) var<storage, read_write> w: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
-@group(0) @binding(5) var<storage, read_write> counter: array<atomic<u32>>;
-@group(0) @binding(6) var<uniform> rnd: Round;
-
 var<workgroup> red: array<vec3<f32>, 256>;
 
 fn wg_sum3(x: vec3<f32>, lid: u32) -> vec3<f32> {
@@ -48,15 +35,6 @@ fn wg_sum3(x: vec3<f32>, lid: u32) -> vec3<f32> {
     let r = red[0];
     workgroupBarrier();
     return r;
-}
-
-// Round-robin pairing of n2 (even) items: in round `round_index` (< n2 - 1) pair p (< n2 / 2).
-fn pair_of(round_index: u32, p: u32, n2: u32) -> vec2<u32> {
-    let last = n2 - 1u;
-    if (p == 0u) {
-        return vec2<u32>(last, round_index);
-    }
-    return vec2<u32>((round_index + p) % last, (round_index + last - p) % last);
 }
 
 fn stage_init(g: u32) {
@@ -77,8 +55,6 @@ fn block_col(l: u32, bi: u32, bj: u32) -> u32 {
     }
     return bj * {BS} + (l - {BS});
 }
-
-var<workgroup> converged: u32;
 
 // One round: workgroup g rotates the columns of block pair g of round rnd.r.
 fn stage_rotate(g: u32, lid: u32) {
@@ -125,20 +101,11 @@ fn stage_rotate(g: u32, lid: u32) {
             workgroupBarrier();
         }
         let sums = red[p * {LANES}];
-        let alpha = sums.x;
-        let beta = sums.y;
-        let gamma = sums.z;
         // Every thread of the pair computes the same rotation from the same sums.
-        if (valid && abs(gamma) > {ROT_TOL} * sqrt(alpha * beta) && abs(gamma) > 1e-30) {
-            let zeta = (beta - alpha) / (2.0 * gamma);
-            let t = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
-            let c0 = 1.0 / sqrt(1.0 + t * t);
-            let s0 = c0 * t;
-            // One Newton step towards c² + s² = 1: a GPU's sqrt and division are accurate to
-            // a few ulps only, and a bias there would compound over thousands of rotations.
-            let fix = 1.5 - 0.5 * (c0 * c0 + s0 * s0);
-            let c = c0 * fix;
-            let s = s0 * fix;
+        if (valid && rotates(sums)) {
+            let cs = rotation(sums);
+            let c = cs.x;
+            let s = cs.y;
             if (lane == 0u) {
                 atomicAdd(&counter[0], 1u);
             }

@@ -1,0 +1,44 @@
+// What both forms of the SVD's rotation round share (`svd.wgsl` and the register form
+// generated in `svd.rs`): the working buffers, the round's uniform, the converged flag, the
+// round-robin pairing and the rotation.
+
+struct Round {
+    r: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(5) var<storage, read_write> counter: array<atomic<u32>>;
+@group(0) @binding(6) var<uniform> rnd: Round;
+
+var<workgroup> converged: u32;
+
+// Round-robin pairing of n2 (even) items: in round `round_index` (< n2 - 1) pair p (< n2 / 2).
+fn pair_of(round_index: u32, p: u32, n2: u32) -> vec2<u32> {
+    let last = n2 - 1u;
+    if (p == 0u) {
+        return vec2<u32>(last, round_index);
+    }
+    return vec2<u32>((round_index + p) % last, (round_index + last - p) % last);
+}
+
+// Whether a column pair with sums (‖a‖², ‖b‖², a·b) is not orthogonal to ROT_TOL.
+fn rotates(t: vec3<f32>) -> bool {
+    return abs(t.z) > {ROT_TOL} * sqrt(t.x * t.y) && abs(t.z) > 1e-30;
+}
+
+// (c, s) of that pair's rotation: [a b] ← [a b]·[[c, s], [−s, c]].
+fn rotation(t: vec3<f32>) -> vec2<f32> {
+    let zeta = (t.y - t.x) / (2.0 * t.z);
+    let tt = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
+    let c0 = 1.0 / sqrt(1.0 + tt * tt);
+    let s0 = c0 * tt;
+    // One Newton step towards c² + s² = 1: a GPU's sqrt and division are accurate to a few
+    // ulps only, and a bias there would compound over thousands of rotations.
+    let fix = 1.5 - 0.5 * (c0 * c0 + s0 * s0);
+    return vec2<f32>(c0 * fix, s0 * fix);
+}
