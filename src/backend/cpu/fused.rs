@@ -295,8 +295,10 @@ fn run(
 }
 
 /// `dst[i]` = the element at row-major index `start + i` of `layout` over `x`: a slice copy when
-/// contiguous, a fill for a broadcast scalar, else an odometer from `start` (one division per
-/// dimension per chunk, none per element).
+/// contiguous, a fill for a broadcast scalar, else runs along the innermost dimension (a slice
+/// copy where it is dense, as for a bias broadcast over rows; a fill where it is broadcast) with
+/// an odometer over the outer ones from `start` (one division per dimension per chunk, none per
+/// element).
 fn gather_range(x: &[f32], layout: &Layout, start: usize, dst: &mut [f32]) {
     if layout.is_contiguous() {
         let from = layout.offset + start;
@@ -316,18 +318,73 @@ fn gather_range(x: &[f32], layout: &Layout, start: usize, dst: &mut [f32]) {
         rem /= layout.shape[d];
         off += idx[d] * layout.strides[d];
     }
-    for o in dst.iter_mut() {
-        *o = x[off];
-        let mut d = rank;
-        while d > 0 {
+    let (inner, step) = (layout.shape[rank - 1], layout.strides[rank - 1]);
+    let mut i = 0;
+    while i < dst.len() {
+        let run = (inner - idx[rank - 1]).min(dst.len() - i);
+        let seg = &mut dst[i..i + run];
+        match step {
+            1 => seg.copy_from_slice(&x[off..off + run]),
+            0 => seg.fill(x[off]),
+            _ => {
+                for (k, o) in seg.iter_mut().enumerate() {
+                    *o = x[off + k * step];
+                }
+            }
+        }
+        i += run;
+        idx[rank - 1] += run;
+        off += run * step;
+        // Carry into the outer dimensions once the innermost wraps.
+        let mut d = rank - 1;
+        while idx[d] == layout.shape[d] && d > 0 {
+            off -= layout.strides[d] * layout.shape[d];
+            idx[d] = 0;
             d -= 1;
             idx[d] += 1;
             off += layout.strides[d];
-            if idx[d] < layout.shape[d] {
-                break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every range of every layout kind (dense inner runs of a row broadcast, a column
+    /// broadcast, a transposed view, an offset, a size-1 inner dimension) gathers the same
+    /// elements as the layout's own odometer.
+    #[test]
+    fn gather_range_matches_the_odometer() {
+        let x: Vec<f32> = (0..4096).map(|i| i as f32).collect();
+        let layouts = [
+            Layout::contiguous(&[7]).broadcast_to(&[5, 7]),
+            Layout::contiguous(&[6, 1]).broadcast_to(&[6, 9]),
+            Layout::contiguous(&[9, 13]).permute(&[1, 0]),
+            Layout {
+                offset: 17,
+                ..Layout::contiguous(&[3, 1, 11])
             }
-            off -= layout.strides[d] * layout.shape[d];
-            idx[d] = 0;
+            .broadcast_to(&[2, 3, 4, 11]),
+            Layout::contiguous(&[5, 4, 1]).permute(&[1, 0, 2]),
+            Layout::contiguous(&[1]).broadcast_to(&[3, 4]),
+        ];
+        for layout in &layouts {
+            let mut want = Vec::new();
+            layout.for_each_offset(|o| want.push(x[o]));
+            let n = want.len();
+            for start in 0..n {
+                for len in [1, 2, 5, 13, n - start] {
+                    let len = len.min(n - start);
+                    let mut got = vec![f32::NAN; len];
+                    gather_range(&x, layout, start, &mut got);
+                    assert_eq!(
+                        got,
+                        want[start..start + len],
+                        "{layout:?} from {start}, {len}"
+                    );
+                }
+            }
         }
     }
 }
