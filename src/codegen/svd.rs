@@ -23,7 +23,8 @@ pub(crate) const CHECK: u32 = 5;
 pub(crate) const ROTATE_REG: u32 = 6;
 
 /// Rows of W (and of V) each of a workgroup's 256 threads holds in registers in the register
-/// form, at most: 1,024 rows and columns.
+/// form, at most: 1,024 rows and columns. (Workgroups of 512 or 1,024 threads with fewer rows
+/// each were slower on the H100: 512² 25.9 and 38.8 ms against 22.6, blocks of 4.)
 const REG_ROWS: usize = 4;
 
 /// Whether the working matrix of an `m × n` input fits the register form.
@@ -43,7 +44,10 @@ pub(crate) fn fits_registers(m: usize, n: usize) -> bool {
 /// | 16 | 72.4 / 95.4 | 61.1 / 65.8 | 245.5 / 328.8 |
 ///
 /// Each inner round costs a subgroup sum, a barrier and the rotations' arithmetic, and larger
-/// blocks have more of them per dispatch than they save in dispatches.
+/// blocks have more of them per dispatch than they save in dispatches. With the subgroups'
+/// sums added by `subgroupAdd` (session 14) blocks of 4 still lead: 512² 22.6 ms against 32.8
+/// for blocks of 8 (with the inner-round loops' trip count read at run time, so that the driver
+/// cannot unroll them) and 38.0 for blocks of 8 on 512 threads.
 fn reg_block(cols: usize) -> usize {
     cols.div_ceil(2).max(1).next_power_of_two().min(4)
 }
@@ -190,8 +194,10 @@ pub(super) fn render(
 /// (loaded once, all loads in flight together; written back once, if anything rotated). An
 /// inner round rotates `P / 2` column pairs: each thread sums its rows' `(‖a‖², ‖b‖², a·b)`, a
 /// subgroup adds them (`subgroupAdd`), the subgroups' sums meet in workgroup memory (one barrier;
-/// two buffers, alternating), and every thread adds them in the same order, so all compute the
-/// same rotations and apply them to their own registers. No memory barrier between inner
+/// two buffers, alternating), and each subgroup adds those by `subgroupAdd` again (lane q reading
+/// subgroup q's; one load a pair and lane instead of one a pair and subgroup: 512² 28.1 → 22.6
+/// ms, 1000×300 14.3 → 11.4, Gaussian, H100), so all compute the same rotations and apply them
+/// to their own registers. No memory barrier between inner
 /// rounds, and no global memory traffic within the round.
 ///
 /// Registers are named, never indexed at run time: the pairs are fixed register slots, (k,
@@ -239,7 +245,8 @@ fn ld_v(c: u32, r: u32) -> f32 {{
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgi: u32,
-        @builtin(subgroup_id) sgid: u32, @builtin(num_subgroups) nsg: u32) {{
+        @builtin(subgroup_id) sgid: u32, @builtin(num_subgroups) nsg: u32,
+        @builtin(subgroup_size) sgs: u32) {{
     let g = wid.x + wid.y * nwg.x;
     if (lid == 0u) {{
         converged = atomicLoad(&counter[1]);
@@ -296,11 +303,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 ",
         );
         for (k, &(i, j)) in pairs.iter().enumerate() {
+            // The subgroups' sums of pair k, added by each subgroup for itself: lane q reads
+            // subgroup q's, `subgroupAdd` sums them (in chunks of the subgroup size), so every
+            // subgroup computes the same total from the same values in the same lanes.
             let _ = writeln!(
                 s,
                 "        var t{k} = vec3<f32>(0.0);
-        for (var q = 0u; q < nsg; q = q + 1u) {{
-            t{k} = t{k} + part[buf * {} + q * {np}u + {k}u].xyz;
+        for (var q0 = 0u; q0 < nsg; q0 = q0 + sgs) {{
+            var x{k} = vec3<f32>(0.0);
+            if (q0 + sgi < nsg) {{
+                x{k} = part[buf * {} + (q0 + sgi) * {np}u + {k}u].xyz;
+            }}
+            t{k} = t{k} + subgroupAdd(x{k});
         }}
         if (rotates(t{k})) {{
             let r{k} = rotation(t{k});

@@ -14,6 +14,8 @@ pub async fn matmul_sizes(dev: &Device) {
         (1, 100, 3),
         (65, 1, 31),
         (128, 96, 80),
+        // Wide enough for the CPU to cut into column strips on two threads (one partial).
+        (100, 90, 300),
         // Dense in whole vec4s (a CPU adapter's lane form): fewer rows than a row block, a
         // partial column strip, a partial last row block.
         (5, 8, 12),
