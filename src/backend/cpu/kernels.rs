@@ -334,10 +334,12 @@ pub(crate) fn matmul(
     let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
     let k = la.shape[la.shape.len() - 1];
     let batch = &out_shape[..r - 2];
-    let mut out = super::buffers::zeroed(out_shape.iter().product());
+    let len = out_shape.iter().product();
     if m == 0 || n == 0 || k == 0 {
-        return out;
+        return super::buffers::zeroed(len);
     }
+    // Every element is written (the products replace, never accumulate): no zeroing first.
+    let mut out = super::buffers::output(len);
     // Layouts come from our own views of these very buffers; check once to keep the raw views sound.
     assert!(
         la.extent() <= a.len() && lb.extent() <= b.len(),
