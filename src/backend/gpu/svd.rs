@@ -1,7 +1,7 @@
 //! The SVD driver: sequences the stages that `crate::codegen` renders (init, sweeps of rotation
 //! rounds each followed by a check, normalize, complete, finalize). The convergence test runs
 //! on the GPU (a converged iteration's later rounds return at once), so the host never waits
-//! for a sweep: natively it submits sweeps two at a time and reads the converged flag of the
+//! for a sweep: natively it submits one sweep at a time and reads the converged flag of the
 //! previous submission while the GPU runs the next; on wasm, where the host cannot wait inside
 //! an evaluation, it records the most sweeps allowed and the flag ends them early.
 
