@@ -27,6 +27,10 @@ pub(crate) const ROTATE_REG: u32 = 6;
 /// each were slower on the H100: 512² 25.9 and 38.8 ms against 22.6, blocks of 4.)
 const REG_ROWS: usize = 4;
 
+/// The smallest subgroup the register form runs with: its workgroup memory holds the sums of
+/// at most `256 / REG_MIN_SUBGROUP` subgroups.
+pub(crate) const REG_MIN_SUBGROUP: u32 = 8;
+
 /// Whether the working matrix of an `m × n` input fits the register form.
 pub(crate) fn fits_registers(m: usize, n: usize) -> bool {
     let (rows, cols) = working(m, n);
@@ -197,8 +201,8 @@ pub(super) fn render(
 /// two buffers, alternating), and each subgroup adds those by `subgroupAdd` again (lane q reading
 /// subgroup q's; one load a pair and lane instead of one a pair and subgroup: 512² 28.1 → 22.6
 /// ms, 1000×300 14.3 → 11.4, Gaussian, H100), so all compute the same rotations and apply them
-/// to their own registers. No memory barrier between inner
-/// rounds, and no global memory traffic within the round.
+/// to their own registers. No memory barrier between inner rounds, and no global memory
+/// traffic within the round.
 ///
 /// Registers are named, never indexed at run time: the pairs are fixed register slots, (k,
 /// P − 1 − k) in the sweep's first round (every pair of the `P` columns) and (k, BS + k) in the
@@ -223,9 +227,12 @@ fn render_registers(m: usize, n: usize, [rows_s, cols_s]: [String; 2]) -> String
             .collect()
     };
     let (wr, vr) = (regs("w", rw), regs("v", rv));
+    // One buffer of subgroup sums: every pair's, for each of at most 256 / REG_MIN_SUBGROUP
+    // subgroups.
+    let stride = 256 / REG_MIN_SUBGROUP as usize * np;
     let _ = write!(
         s,
-        "// The subgroups' sums of one inner round (at most 32 subgroups of 8), two buffers.
+        "// The subgroups' sums of one inner round, two buffers.
 var<workgroup> part: array<vec4<f32>, {parts}>;
 
 fn ld_w(c: u32, r: u32) -> f32 {{
@@ -257,7 +264,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let nb = ({cols_s} + {bs}u - 1u) / {bs}u;
     let bp = pair_of(rnd.r, g, nb + (nb & 1u));
 ",
-        parts = 2 * 32 * np,
+        parts = 2 * stride,
     );
     for l in 0..p {
         let (blk, off) = if l < bs { ("x", l) } else { ("y", l - bs) };
@@ -294,7 +301,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let _ = writeln!(
                 s,
                 "            part[buf * {} + sgid * {np}u + {k}u] = vec4<f32>(d{k}, 0.0);",
-                32 * np
+                stride
             );
         }
         s.push_str(
@@ -319,7 +326,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (rotates(t{k})) {{
             let r{k} = rotation(t{k});
             rotations = rotations + 1u;",
-                32 * np
+                stride
             );
             for row in wr.iter().chain(&vr) {
                 let (a, b) = (&row[i], &row[j]);

@@ -386,20 +386,12 @@ fn product(dst: faer::MatMut<f32>, lhs: faer::MatRef<f32>, rhs: faer::MatRef<f32
     use faer::linalg::matmul::matmul;
     #[cfg(not(target_arch = "wasm32"))]
     if threads > GRID_THREADS {
-        matmul(
-            dst,
-            faer::Accum::Replace,
-            lhs,
-            rhs,
-            1.0f32,
-            faer::Par::rayon(0),
-        );
+        let par = faer::Par::rayon(0);
+        matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, par);
         return;
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    if threads > 1 {
-        let (m, n) = (dst.nrows(), dst.ncols());
+    } else if threads > 1 {
         use rayon::prelude::*;
+        let (m, n) = (dst.nrows(), dst.ncols());
         let (pr, pc) = (1..=threads)
             .filter(|pr| threads % pr == 0)
             .map(|pr| (pr, threads / pr))

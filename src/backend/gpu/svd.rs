@@ -47,11 +47,14 @@ impl WgpuBackend {
         }
         // The block sizes of a software adapter, unless a test asks for the hardware ones.
         let software = ctx.is_software() && !cfg.svd_hardware_blocks();
-        // The round in registers where the adapter has subgroups (of at least 8, as its
-        // workgroup memory assumes) and the matrix fits, on hardware (on a software adapter
+        // The round in registers where the adapter has subgroups (of at least
+        // `REG_MIN_SUBGROUP`, as its workgroup memory assumes) and the matrix fits, on hardware (on a software adapter
         // only when a test asks for the hardware configuration: there it is the slower one);
         // else the one through memory.
-        let rotate = if ctx.subgroup_min >= 8 && !software && stage::fits_registers(m, n) {
+        let rotate = if ctx.subgroup_min >= stage::REG_MIN_SUBGROUP
+            && !software
+            && stage::fits_registers(m, n)
+        {
             stage::ROTATE_REG
         } else {
             stage::ROTATE
