@@ -73,6 +73,11 @@ pub struct Stats {
     /// ([`Device::set_profiling`](crate::Device::set_profiling)): GPU timestamps on adapters that have them (natively), the
     /// wall time of each op on the CPU.
     pub kernel_time: Duration,
+    /// Matmul shapes queued for the autotuner (natively on wgpu: see `debug::set_autotune`).
+    pub tunes_requested: u64,
+    /// Of `tunes_requested`, those measured (or given up: the size rule stays); a shape is
+    /// measured once per adapter, and remembered on disk with the hot kernels.
+    pub tunes_done: u64,
 }
 
 /// A device's switches and counters, shared by its clones.
@@ -89,6 +94,12 @@ pub(crate) struct Config {
     /// Quick first runs (see `debug::set_quick_first`): 0 on hardware adapters (the default),
     /// 1 on every adapter, 2 never.
     quick_first: AtomicU8,
+    /// The matmul autotuner (see `debug::set_autotune`): 0 on hardware adapters (the
+    /// default), 1 on every adapter, 2 never.
+    autotune: AtomicU8,
+    /// A register tile forced on every tiled matmul (`debug::set_matmul_tile`): rows · 16 +
+    /// columns, 0 for none.
+    matmul_tile: AtomicU8,
     /// Shared with background work (the adaptive mode's compile thread) that outlives a call.
     stats: Arc<Mutex<Stats>>,
 }
@@ -156,6 +167,43 @@ impl Config {
             1 => true,
             2 => false,
             _ => !software,
+        }
+    }
+
+    /// `None`: the autotuner on hardware adapters only (the default); `Some(on)`: on every
+    /// adapter, or never.
+    pub fn set_autotune(&self, mode: Option<bool>) {
+        let v = match mode {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        self.autotune.store(v, Ordering::Relaxed);
+    }
+
+    /// Whether matmul shapes are autotuned on an adapter that is software or not.
+    #[cfg_attr(any(not(feature = "wgpu"), target_arch = "wasm32"), allow(dead_code))]
+    pub fn autotune(&self, software: bool) -> bool {
+        match self.autotune.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => !software,
+        }
+    }
+
+    /// Forces a register tile on every tiled matmul (or lets the tuner and the size rule
+    /// choose again).
+    pub fn set_matmul_tile(&self, tile: Option<(u8, u8)>) {
+        let v = tile.map_or(0, |(r, c)| r * 16 + c);
+        self.matmul_tile.store(v, Ordering::Relaxed);
+    }
+
+    /// The forced register tile, if any.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn matmul_tile(&self) -> Option<(u8, u8)> {
+        match self.matmul_tile.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some((v / 16, v % 16)),
         }
     }
 

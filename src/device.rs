@@ -162,6 +162,16 @@ impl Device {
         self.inner.config.set_quick_first(mode);
     }
 
+    /// See [`crate::debug::set_autotune`].
+    pub(crate) fn set_autotune(&self, mode: Option<bool>) {
+        self.inner.config.set_autotune(mode);
+    }
+
+    /// See [`crate::debug::set_matmul_tile`].
+    pub(crate) fn set_matmul_tile(&self, tile: Option<(u8, u8)>) {
+        self.inner.config.set_matmul_tile(tile);
+    }
+
     /// Whether GPU kernels are generic (see [`Device::set_generic_kernels`]).
     pub(crate) fn generic_kernels(&self) -> bool {
         self.inner.config.generic_kernels()

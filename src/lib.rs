@@ -78,6 +78,39 @@ pub mod debug {
         device.set_quick_first(mode);
     }
 
+    /// The matmul autotuner (natively on wgpu, with the JIT on or adaptive): the first time a
+    /// matmul shape is seen, its kernel is timed in the background in each register tile the
+    /// template renders (on scratch buffers, off the caller's path: calls meanwhile run the
+    /// size rule's tile), and later calls take the fastest; the choice is kept per adapter, in
+    /// memory and on disk beside the hot kernels. `None` (the default): on hardware adapters;
+    /// `Some(true)`: on every adapter (tests cover it where CI has no GPU); `Some(false)`: never.
+    /// `TMATH_AUTOTUNE=off` turns it off for a process. `Stats::tunes_requested` and
+    /// `Stats::tunes_done` count the shapes. No effect on other backends.
+    pub fn set_autotune(device: &crate::Device, mode: Option<bool>) {
+        device.set_autotune(mode);
+    }
+
+    /// Forces every tiled matmul of this device to the register tile `(rows, columns)` of
+    /// outputs per thread, each 4 or 8 (tests run every tile where CI has no GPU); `None`: the
+    /// autotuner's choice or the size rule. An unsupported tile is an error.
+    pub fn set_matmul_tile(
+        device: &crate::Device,
+        tile: Option<(usize, usize)>,
+    ) -> crate::Result<()> {
+        let t = match tile {
+            None => None,
+            Some((r, c)) if matches!(r, 4 | 8) && matches!(c, 4 | 8) => Some((r as u8, c as u8)),
+            Some((r, c)) => {
+                return Err(crate::Error::shape(
+                    "set_matmul_tile",
+                    format!("({r}, {c}) is not a register tile (rows and columns 4 or 8)"),
+                ))
+            }
+        };
+        device.set_matmul_tile(t);
+        Ok(())
+    }
+
     /// True for a GPU API implemented on the CPU (Mesa lavapipe, SwiftShader, WARP).
     pub fn is_software(device: &crate::Device) -> bool {
         device.backend().is_software()

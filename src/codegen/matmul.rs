@@ -16,10 +16,14 @@ use crate::shape::Layout;
 
 const MATMUL: &str = include_str!("matmul.wgsl");
 
-/// Outputs per thread (rows, cols) for a batch of `batch` `m × n` results: 8×8 (128×128 tiles)
-/// when that still gives at least 256 workgroups (enough to fill a large GPU twice over), else
-/// 4×4 (64×64 tiles: four times the workgroups, less waste on small shapes).
-fn tile(m: usize, n: usize, batch: usize) -> (usize, usize) {
+/// Outputs per thread (rows, cols) of `d`, a batch of `batch` `m × n` results: the tile `d`
+/// names (the autotuner's choice), else the size rule — 8×8 (128×128 tiles) when that still
+/// gives at least 256 workgroups (enough to fill a large GPU twice over), else 4×4 (64×64
+/// tiles: four times the workgroups, less waste on small shapes).
+pub(crate) fn tile(d: &KernelDesc, m: usize, n: usize, batch: usize) -> (usize, usize) {
+    if let Some((tm, tn)) = d.tile {
+        return (tm as usize, tn as usize);
+    }
     if m >= 128 && n >= 128 && m.div_ceil(128) * n.div_ceil(128) * batch >= 256 {
         (8, 8)
     } else {
@@ -28,7 +32,7 @@ fn tile(m: usize, n: usize, batch: usize) -> (usize, usize) {
 }
 
 /// An operand's (row, column) strides: those of its last two dims.
-fn matrix_strides(l: &Layout) -> (usize, usize) {
+pub(super) fn matrix_strides(l: &Layout) -> (usize, usize) {
     let r = l.shape.len();
     (l.strides[r - 2], l.strides[r - 1])
 }
@@ -100,10 +104,10 @@ pub(super) fn lane_grid(d: &KernelDesc, out_shape: &[usize]) -> [usize; 3] {
 }
 
 /// The workgroup grid: column tiles, row tiles, batch entries.
-pub(super) fn grid(out_shape: &[usize]) -> [usize; 3] {
+pub(super) fn grid(d: &KernelDesc, out_shape: &[usize]) -> [usize; 3] {
     let r = out_shape.len();
     let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
-    let (tm, tn) = tile(m, n, out_shape[..r - 2].iter().product());
+    let (tm, tn) = tile(d, m, n, out_shape[..r - 2].iter().product());
     [
         n.div_ceil(16 * tn),
         m.div_ceil(16 * tm),
@@ -323,7 +327,7 @@ pub(super) fn render(
     } = parts(d, (a, b), out_shape, sz);
     let (ms, ns, ks) = (sz.u(m), sz.u(n), sz.u(k));
     let ((a_rs, a_cs), (b_rs, b_cs)) = (matrix_strides(&d.slots[a]), matrix_strides(&d.slots[b]));
-    let (tm, tn) = tile(m, n, out_shape[..out_shape.len() - 2].iter().product());
+    let (tm, tn) = tile(d, m, n, out_shape[..out_shape.len() - 2].iter().product());
     let (bm, bn, bk) = (16 * tm, 16 * tn, 16);
     // Copy orders: consecutive threads walk the operand's unit-stride dimension. A k-major
     // store (A read along k, B read along k) writes with a stride of the tile pitch, so those

@@ -43,7 +43,15 @@ pub(crate) struct KernelDesc {
     pub cpu_lanes: u32,
     /// The adapter is a CPU (lavapipe, SwiftShader, WARP).
     pub software: bool,
+    /// A matmul's register tile (output rows, columns per thread; one of [`MATMUL_TILES`]) when
+    /// the autotuner or a test chose it; `None`: the size rule. Part of the structure.
+    pub tile: Option<(u8, u8)>,
 }
+
+/// The register tiles the matmul template renders (rows × columns of outputs per thread, 16×16
+/// threads): 128×128, 128×64, 64×128 and 64×64 outputs per workgroup.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) const MATMUL_TILES: [(u8, u8); 4] = [(8, 8), (8, 4), (4, 8), (4, 4)];
 
 /// How a kernel's sizes enter its code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,6 +129,52 @@ impl KernelDesc {
             && matmul::lanes(self, Variant::Specialized).is_none()
     }
 
+    /// A matmul that takes the tiled form when specialized (not the lane form): its register
+    /// tile; `None` for other kernels.
+    pub fn matmul_tile(&self) -> Option<(usize, usize)> {
+        let Body::MatMul { out_shape, .. } = &self.body else {
+            return None;
+        };
+        if matmul::lanes(self, Variant::Specialized).is_some() {
+            return None;
+        }
+        let r = out_shape.len();
+        let batch = out_shape[..r - 2].iter().product();
+        Some(matmul::tile(
+            self,
+            out_shape[r - 2],
+            out_shape[r - 1],
+            batch,
+        ))
+    }
+
+    /// What a matmul's speed depends on besides its epilogue (the autotuner's key): `m, n, k`,
+    /// the batch size, and whether A and B are copied along `k` (see `matmul.wgsl`);
+    /// `None` for other kernels.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub fn matmul_shape(&self) -> Option<[usize; 6]> {
+        let Body::MatMul {
+            a, b, out_shape, ..
+        } = &self.body
+        else {
+            return None;
+        };
+        let r = out_shape.len();
+        let ((a_rs, a_cs), (b_rs, b_cs)) = (
+            matmul::matrix_strides(&self.slots[*a]),
+            matmul::matrix_strides(&self.slots[*b]),
+        );
+        let la = &self.slots[*a].shape;
+        Some([
+            out_shape[r - 2],
+            out_shape[r - 1],
+            la[la.len() - 1],
+            out_shape[..r - 2].iter().product(),
+            (a_cs <= a_rs) as usize,
+            (b_cs > b_rs) as usize,
+        ])
+    }
+
     /// A short name for messages, labels and profiles.
     pub fn name(&self) -> &'static str {
         match &self.body {
@@ -173,7 +227,7 @@ impl KernelDesc {
                 slots,
             ),
             Body::Softmax { shape, axis, .. } => (Groups::Flat(n_out / shape[*axis].max(1)), slots),
-            Body::MatMul { out_shape, .. } => (Groups::Grid(matmul::grid(out_shape)), slots),
+            Body::MatMul { out_shape, .. } => (Groups::Grid(matmul::grid(self, out_shape)), slots),
             Body::Svd { m, n } => (
                 Groups::Flat(svd::groups(*m, *n, self.stage, self.software)),
                 Bindings::Svd,

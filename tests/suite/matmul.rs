@@ -80,3 +80,72 @@ pub async fn matmul_self_with_epilogue(dev: &Device) {
         );
     }
 }
+
+/// Every register tile of the matmul template (`debug::set_matmul_tile`; the autotuner chooses
+/// among them per shape) against the f64 reference, and bit for bit against each other (each
+/// output is the same chain of multiply-adds over `k` in every tile): shapes off the tiles'
+/// edges, a transposed operand, a broadcast batch and a fused bias + GELU epilogue, at sizes a
+/// CPU adapter's lane form does not take. Other backends ignore the switch.
+pub async fn matmul_every_tile(dev: &Device) {
+    if dev.backend_name() != "wgpu" {
+        return;
+    }
+    let fresh = super::fresh_device(dev).await;
+    let dev = &fresh;
+    dev.set_jit(JitMode::On);
+    tmath::debug::set_quick_first(dev, Some(false));
+    tmath::debug::set_autotune(dev, Some(false));
+    let (x, dx) = rand_tensor(dev, &[2, 1, 70, 45], 141, -1.0, 1.0);
+    let (w, dw) = rand_tensor(dev, &[3, 131, 45], 142, -1.0, 1.0);
+    let (b, db) = rand_tensor(dev, &[131], 143, -1.0, 1.0);
+    // w's last two dims transposed as a view: B is read along k.
+    let mut dwt = vec![0.0f32; dw.len()];
+    for (bi, chunk) in dw.chunks(131 * 45).enumerate() {
+        for (r, row) in chunk.chunks(45).enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                dwt[bi * 45 * 131 + c * 131 + r] = *v;
+            }
+        }
+    }
+    let (mm, s) = ref_matmul(&dx, &[2, 1, 70, 45], &dwt, &[3, 45, 131]);
+    let gelu = |v: f64| 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2));
+    let want: Vec<f64> = mm
+        .iter()
+        .enumerate()
+        .map(|(i, v)| gelu(v + db[i % 131] as f64))
+        .collect();
+    let graph = || {
+        x.matmul(&w.transpose(1, 2).unwrap())
+            .unwrap()
+            .add(&b)
+            .unwrap()
+            .gelu()
+            .unwrap()
+    };
+    let mut first: Option<Vec<f32>> = None;
+    for tile in [(8, 8), (8, 4), (4, 8), (4, 4)] {
+        tmath::debug::set_matmul_tile(dev, Some(tile)).unwrap();
+        let got = read(&graph(), &s).await;
+        assert_close(
+            &format!("tile {tile:?}"),
+            &got,
+            &want,
+            1e-5 * 45f64.sqrt(),
+            1e-5,
+        );
+        match &first {
+            None => first = Some(got),
+            Some(f) => assert!(
+                f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "tile {tile:?}: other bits than tile (8, 8)"
+            ),
+        }
+    }
+    tmath::debug::set_matmul_tile(dev, None).unwrap();
+    let got = read(&graph(), &s).await;
+    assert_eq!(Some(got), first, "the size rule's tile: the same bits");
+    expect_err(
+        "tile (6, 4)",
+        tmath::debug::set_matmul_tile(dev, Some((6, 4))),
+    );
+}

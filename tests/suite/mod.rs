@@ -81,6 +81,7 @@ macro_rules! for_each_case {
             matmul_sizes,
             matmul_batched,
             matmul_self_with_epilogue,
+            matmul_every_tile,
             svd_shapes,
             svd_hard_spectra,
             svd_accuracy,

@@ -22,6 +22,9 @@ enum What {
     Specialized(KernelDesc),
     #[cfg(not(target_arch = "wasm32"))]
     Prewarm(super::hot::HotKernel),
+    /// The autotuner's measurement of a matmul shape.
+    #[cfg(not(target_arch = "wasm32"))]
+    Tune(KernelDesc),
 }
 
 impl Job {
@@ -30,6 +33,8 @@ impl Job {
             What::Specialized(desc) => pipelines.compile_specialized(ctx, desc, &self.stats).await,
             #[cfg(not(target_arch = "wasm32"))]
             What::Prewarm(k) => pipelines.compile_prewarm(ctx, k, &self.stats).await,
+            #[cfg(not(target_arch = "wasm32"))]
+            What::Tune(desc) => super::tune::run(ctx, pipelines, desc, &self.stats).await,
         }
     }
 }
@@ -74,6 +79,18 @@ impl Compiler {
     ) {
         let jobs = kernels.into_iter().map(What::Prewarm).collect();
         self.queue_jobs(ctx, pipelines, jobs, stats);
+    }
+
+    /// Queues the autotuner's measurement of a matmul (natively).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tune(
+        &self,
+        ctx: &Arc<Context>,
+        pipelines: &Arc<Pipelines>,
+        desc: KernelDesc,
+        stats: Arc<Mutex<Stats>>,
+    ) {
+        self.queue_jobs(ctx, pipelines, vec![What::Tune(desc)], stats);
     }
 
     /// Ends the compile thread (natively): the queued compiles are dropped, the one running

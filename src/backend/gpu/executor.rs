@@ -218,7 +218,7 @@ impl WgpuBackend {
                 return Ok(v);
             }
         }
-        let desc = KernelDesc {
+        let mut desc = KernelDesc {
             body: k.body.clone(),
             prologue: k.prologue.clone(),
             epilogue: k.epilogue.clone(),
@@ -228,7 +228,9 @@ impl WgpuBackend {
             stage: 0,
             cpu_lanes: self.ctx.cpu_lanes,
             software: self.ctx.is_software(),
+            tile: None,
         };
+        desc.tile = self.matmul_tile(&desc, cfg);
         let out = self.alloc(step.op.name(), numel(shape))?;
         if let Body::Svd { m, n } = k.body {
             let e = enc.take().unwrap_or_else(|| self.ctx.new_encoder());
@@ -247,6 +249,34 @@ impl WgpuBackend {
             storage: out,
             layout: Layout::contiguous(shape),
         })
+    }
+
+    /// The register tile of a matmul: the one a test forced, else the autotuner's choice for
+    /// its shape; `None` (the size rule) until that is measured — the first sight of a shape
+    /// worth tuning queues its measurement (natively, with the JIT caching).
+    fn matmul_tile(&self, desc: &KernelDesc, cfg: &Config) -> Option<(u8, u8)> {
+        desc.matmul_tile()?;
+        if let Some(t) = cfg.matmul_tile() {
+            return Some(t);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let shape = desc.matmul_shape()?;
+            if let Some(t) = self.pipelines.tuner.choice(&shape) {
+                return Some(t);
+            }
+            let work = shape[..4].iter().fold(1usize, |w, &d| w.saturating_mul(d));
+            if cfg.jit().caches()
+                && cfg.autotune(self.ctx.is_software())
+                && work >= super::tune::MIN_WORK
+                && self.pipelines.tuner.claim(&shape)
+            {
+                cfg.record(|s| s.tunes_requested += 1);
+                self.compiler
+                    .tune(&self.ctx, &self.pipelines, desc.clone(), cfg.stats_handle());
+            }
+        }
+        None
     }
 
     /// A storage buffer of at least `elems` f32, checked against the adapter first.
@@ -371,6 +401,7 @@ impl WgpuBackend {
             stage: 0,
             cpu_lanes: self.ctx.cpu_lanes,
             software: self.ctx.is_software(),
+            tile: None,
         };
         self.encode_kernel(enc, &desc, &out, &[gpu(v)?], cfg)?;
         Ok(out)

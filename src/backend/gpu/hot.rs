@@ -26,6 +26,24 @@ pub(crate) const PREWARM: usize = 16;
 /// The first line of the file: format and crate version (another version's file is ignored).
 const HEADER: &str = concat!("tmath hot kernels 1 ", env!("CARGO_PKG_VERSION"));
 
+/// The part of a cache file's name that names the adapter, its driver and backend.
+pub(crate) fn adapter_file_name(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{}-{}-{:?}-{}",
+        info.name, info.driver, info.backend, info.driver_info
+    )
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || c == '.' {
+            c
+        } else {
+            '_'
+        }
+    })
+    .take(120)
+    .collect()
+}
+
 /// One specialized kernel as the file keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct HotKernel {
@@ -61,21 +79,7 @@ pub(crate) struct HotIndex {
 impl HotIndex {
     /// The index of this adapter in `dir`, loaded when present.
     pub fn open(dir: PathBuf, info: &wgpu::AdapterInfo) -> HotIndex {
-        let name: String = format!(
-            "{}-{}-{:?}-{}",
-            info.name, info.driver, info.backend, info.driver_info
-        )
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(120)
-        .collect();
-        let path = dir.join(format!("hot-kernels-{name}"));
+        let path = dir.join(format!("hot-kernels-{}", adapter_file_name(info)));
         let known = std::fs::read_to_string(&path)
             .map(|s| parse(&s))
             .unwrap_or_default();

@@ -8,7 +8,8 @@
 //! - `readback`: async and blocking reads;
 //! - `executor`: plan → schedule → kernels → one command buffer;
 //! - `svd`: the driver of the Jacobi SVD stages;
-//! - [`compiler::Compiler`]: the adaptive mode's background compiles.
+//! - [`compiler::Compiler`]: the adaptive mode's background compiles, and (natively) the
+//!   matmul autotuner's measurements (`tune`).
 //!
 //! What a kernel is (its WGSL, launch and bindings) is decided by `crate::codegen` alone.
 
@@ -22,6 +23,8 @@ mod pool;
 mod profiler;
 mod readback;
 mod svd;
+#[cfg(not(target_arch = "wasm32"))]
+mod tune;
 
 pub(crate) use self::pool::GpuBuffer;
 

@@ -199,6 +199,9 @@ pub(crate) struct Pipelines {
     /// The driver's pipeline cache, kept on disk between processes (natively, where supported).
     #[cfg(not(target_arch = "wasm32"))]
     disk: Option<DiskCache>,
+    /// The matmul autotuner's choices (natively).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub tuner: super::tune::Tuner,
 }
 
 impl Pipelines {
@@ -233,6 +236,15 @@ impl Pipelines {
             } else {
                 None
             },
+            // The tuned tiles live beside the hot kernels, under the same switches.
+            #[cfg(not(target_arch = "wasm32"))]
+            tuner: super::tune::Tuner::open(
+                (std::env::var("TMATH_PIPELINE_CACHE").map_or(true, |v| v != "off")
+                    && std::env::var("TMATH_HOT_KERNELS").map_or(true, |v| v != "off"))
+                .then(cache_dir)
+                .flatten()
+                .map(|dir| dir.join(format!("tune-{}", super::hot::adapter_file_name(&ctx.info)))),
+            ),
         }
     }
 
@@ -556,6 +568,52 @@ impl Pipelines {
         cache.requested.remove(desc);
     }
 
+    /// A candidate of the autotuner: the specialized pipeline of `desc` (from the cache, or
+    /// compiled into it and counted in `stats`); `None` when its compile fails.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn compile_candidate(
+        &self,
+        ctx: &Context,
+        desc: &KernelDesc,
+        stats: &Mutex<crate::config::Stats>,
+    ) -> Option<Arc<wgpu::ComputePipeline>> {
+        let key = Key::Specialized(desc.clone());
+        if let Some(p) = lock(&self.cache).get(&key) {
+            return Some(p);
+        }
+        let source = codegen::render(desc, Variant::Specialized).text;
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let (pipeline, bytes, dt) = self.compile(
+            ctx,
+            source,
+            desc.launch().bindings,
+            false,
+            desc.trusted(Variant::Specialized),
+        );
+        let failed = scope.pop().await.is_some();
+        {
+            let mut s = lock(stats);
+            s.compiles += 1;
+            s.background_compiles += 1;
+            s.compile_time += dt;
+        }
+        if failed {
+            return None;
+        }
+        lock(&self.cache).insert(key, pipeline.clone(), bytes);
+        Some(pipeline)
+    }
+
+    /// Drops the specialized pipeline of `desc` from the cache (an autotuner's loser).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn forget(&self, desc: &KernelDesc) {
+        let mut cache = lock(&self.cache);
+        if let Some(e) = cache.entries.remove(&Key::Specialized(desc.clone())) {
+            cache.bytes -= e.bytes;
+        }
+        cache.ready.remove(desc);
+    }
+
     /// The hot index's kernels still to compile (once per process; natively).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn take_prewarm(&self) -> Vec<super::hot::HotKernel> {
@@ -610,6 +668,7 @@ impl Pipelines {
         if let Some(hot) = lock(&self.cache).hot.as_mut() {
             hot.save();
         }
+        self.tuner.save();
     }
 }
 

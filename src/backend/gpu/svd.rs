@@ -86,6 +86,7 @@ impl WgpuBackend {
             stage: s,
             cpu_lanes: ctx.cpu_lanes,
             software,
+            tile: None,
         };
         let stages = [
             stage::INIT,
