@@ -11,8 +11,9 @@
 use std::fmt::Write;
 
 use super::{program_code, unravel_fn, KernelDesc, Sizes, Variant};
-use crate::schedule::{Body, Inst};
-use crate::shape::Layout;
+use crate::ir::ReduceOp;
+use crate::schedule::{Body, Inst, Program};
+use crate::shape::{numel, Layout};
 
 const MATMUL: &str = include_str!("matmul.wgsl");
 
@@ -29,6 +30,137 @@ pub(crate) fn tile(d: &KernelDesc, m: usize, n: usize, batch: usize) -> (usize, 
     } else {
         (4, 4)
     }
+}
+
+/// Split-K: the number of `k` slices a matmul is cut into (1: none). A product whose grid of
+/// 64×64 tiles has fewer than 32 workgroups and whose `k` is long (≥ 1,024) leaves most of a
+/// large GPU idle while each workgroup walks all of `k`; cut into S slices it runs as a batch of
+/// S partial products (S times the workgroups) and a sum of the S partials that applies the
+/// epilogue. S is the largest of 16, 8, 4, 2 that is at most `128 / workgroups` (about 128
+/// workgroups in all), leaves slices of at least 256 and divides `k` into whole 16-wide steps.
+/// It depends on the shape alone (not on the register tile), so every tile sums the same way.
+/// Not for a product of one input with itself (its two operands would need two layouts of one
+/// binding).
+pub(crate) fn splits(d: &KernelDesc) -> usize {
+    let Body::MatMul {
+        a, b, out_shape, ..
+    } = &d.body
+    else {
+        return 1;
+    };
+    if a == b {
+        return 1;
+    }
+    let r = out_shape.len();
+    let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
+    let batch: usize = out_shape[..r - 2].iter().product();
+    let la = &d.slots[*a].shape;
+    let k = la[la.len() - 1];
+    let groups = m.div_ceil(64) * n.div_ceil(64) * batch;
+    if groups == 0 || groups >= 32 || k < 1024 {
+        return 1;
+    }
+    let want = 128 / groups;
+    [16, 8, 4, 2]
+        .into_iter()
+        .find(|&s| s <= want && k % (16 * s) == 0 && k / s >= 256)
+        .unwrap_or(1)
+}
+
+/// The two kernels of a split-K product ([`splits`] > 1): the partial products, a batched
+/// matmul of shape `[S, batch.., m, n]` whose operands are views of A's and B's `k` slices (the
+/// slice as the leading batch dim), without epilogue; and their sum over that dim, a reduction
+/// that reads the partials as one more input (the last slot) and applies the epilogue. The
+/// partials' workgroup size is `d`'s; the sum's is for the backend to set.
+pub(crate) fn split(d: &KernelDesc) -> Option<(KernelDesc, KernelDesc)> {
+    let s = splits(d);
+    let Body::MatMul {
+        a, b, out_shape, ..
+    } = &d.body
+    else {
+        return None;
+    };
+    if s < 2 {
+        return None;
+    }
+    let r = out_shape.len();
+    let batch = &out_shape[..r - 2];
+    let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
+    let (la, lb) = (&d.slots[*a], &d.slots[*b]);
+    let k = la.shape[la.shape.len() - 1];
+    let kc = k / s;
+    // [S, batch.., rows, cols] of a matrix layout whose `k` dim (`along`: 1 for A's columns, 0
+    // for B's rows) is cut into S slices of `kc`.
+    let sliced = |l: &Layout, along: usize| {
+        let (rs, cs) = matrix_strides(l);
+        let bl = l.batch_to(batch);
+        let lr = l.shape.len();
+        let (rows, cols) = (l.shape[lr - 2], l.shape[lr - 1]);
+        let (rows, cols, slice_stride) = if along == 1 {
+            (rows, kc, kc * cs)
+        } else {
+            (kc, cols, kc * rs)
+        };
+        let mut shape = vec![s];
+        shape.extend_from_slice(batch);
+        shape.extend([rows, cols]);
+        let mut strides = vec![slice_stride];
+        strides.extend_from_slice(&bl.strides);
+        strides.extend([rs, cs]);
+        Layout {
+            shape,
+            strides,
+            offset: l.offset,
+        }
+    };
+    let (sa, sb) = (sliced(la, 1), sliced(lb, 0));
+    let mut part_shape = vec![s];
+    part_shape.extend_from_slice(out_shape);
+    let mut slots = d.slots.clone();
+    slots[*a] = sa.clone();
+    slots[*b] = sb.clone();
+    let part = KernelDesc {
+        body: Body::MatMul {
+            a: *a,
+            b: *b,
+            a_shape: sa.shape,
+            b_shape: sb.shape,
+            out_shape: part_shape.clone(),
+        },
+        prologue: Program::default(),
+        epilogue: Program {
+            insts: vec![Inst::Core],
+            result: 0,
+        },
+        slots,
+        out_shape: part_shape.clone(),
+        tile: None,
+        ..d.clone()
+    };
+    let partials = d.slots.len();
+    let mut slots = d.slots.clone();
+    slots.push(Layout::contiguous(&part_shape));
+    let sum = KernelDesc {
+        body: Body::Reduce {
+            op: ReduceOp::Sum,
+            in_shape: part_shape.clone(),
+            axes: vec![0],
+        },
+        prologue: Program {
+            insts: vec![Inst::Load {
+                slot: partials,
+                shape: part_shape,
+            }],
+            result: 0,
+        },
+        epilogue: d.epilogue.clone(),
+        slots,
+        out_shape: d.out_shape.clone(),
+        tile: None,
+        ..d.clone()
+    };
+    debug_assert_eq!(m * n * batch.iter().product::<usize>(), numel(&d.out_shape));
+    Some((part, sum))
 }
 
 /// An operand's (row, column) strides: those of its last two dims.

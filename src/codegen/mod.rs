@@ -148,6 +148,12 @@ impl KernelDesc {
         ))
     }
 
+    /// A matmul that runs split along `k` (see `matmul::splits`): its partial products and
+    /// their sum with the epilogue; `None` for other kernels and unsplit matmuls.
+    pub fn split_k(&self) -> Option<(KernelDesc, KernelDesc)> {
+        matmul::split(self)
+    }
+
     /// What a matmul's speed depends on besides its epilogue (the autotuner's key): `m, n, k`,
     /// the batch size, and whether A and B are copied along `k` (see `matmul.wgsl`);
     /// `None` for other kernels.

@@ -149,3 +149,67 @@ pub async fn matmul_every_tile(dev: &Device) {
         tmath::debug::set_matmul_tile(dev, Some((6, 4))),
     );
 }
+
+/// Split-K: a product with few output tiles and a long `k` runs as a batch of partial products
+/// over slices of `k` and their sum, which applies the epilogue (on wgpu: two kernels, counted).
+/// Against the f64 reference: a fused bias + GELU, and a broadcast batch with a transposed
+/// operand; a `k` that does not divide into slices stays one kernel.
+pub async fn matmul_split_k(dev: &Device) {
+    let fresh = super::fresh_device(dev).await;
+    let dev = &fresh;
+    dev.set_jit(JitMode::On);
+    let gelu = |v: f64| 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2));
+    // (batch of x, batch of w, m, k, n, w transposed, kernels on wgpu)
+    type Case<'a> = (&'a [usize], &'a [usize], usize, usize, usize, bool, u64);
+    let cases: &[Case] = &[
+        (&[], &[], 40, 2048, 36, false, 2),
+        (&[2, 1], &[3], 20, 1024, 24, true, 2),
+        (&[], &[], 30, 1000, 20, false, 1),
+    ];
+    for (i, &(bx, bw, m, k, n, wt, kernels)) in cases.iter().enumerate() {
+        let sx: Vec<usize> = bx.iter().copied().chain([m, k]).collect();
+        let sw: Vec<usize> = if wt {
+            bw.iter().copied().chain([n, k]).collect()
+        } else {
+            bw.iter().copied().chain([k, n]).collect()
+        };
+        let (x, dx) = rand_tensor(dev, &sx, 150 + i as u64, -1.0, 1.0);
+        let (w, dw) = rand_tensor(dev, &sw, 160 + i as u64, -1.0, 1.0);
+        let (b, db) = rand_tensor(dev, &[n], 170 + i as u64, -1.0, 1.0);
+        let (dw_kn, w_kn) = if wt {
+            // The reference takes w as [.., k, n].
+            let mut t = vec![0.0f32; dw.len()];
+            for (bi, chunk) in dw.chunks(n * k).enumerate() {
+                for r in 0..n {
+                    for c in 0..k {
+                        t[bi * n * k + c * n + r] = chunk[r * k + c];
+                    }
+                }
+            }
+            (t, w.transpose(bw.len(), bw.len() + 1).unwrap())
+        } else {
+            (dw.clone(), w.clone())
+        };
+        let skn: Vec<usize> = bw.iter().copied().chain([k, n]).collect();
+        let (mm, s) = ref_matmul(&dx, &sx, &dw_kn, &skn);
+        let want: Vec<f64> = mm
+            .iter()
+            .enumerate()
+            .map(|(j, v)| gelu(v + db[j % n] as f64))
+            .collect();
+        let d0 = dev.stats().dispatches;
+        let y = x.matmul(&w_kn).unwrap().add(&b).unwrap().gelu().unwrap();
+        let got = read(&y, &s).await;
+        let d1 = dev.stats().dispatches;
+        assert_close(
+            &format!("gelu(x·w + b), {sx:?} x {skn:?}"),
+            &got,
+            &want,
+            1e-5 * (k as f64).sqrt(),
+            1e-5,
+        );
+        if dev.backend_name() == "wgpu" {
+            assert_eq!(d1 - d0, kernels, "kernels of {sx:?} x {skn:?}");
+        }
+    }
+}

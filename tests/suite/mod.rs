@@ -82,6 +82,7 @@ macro_rules! for_each_case {
             matmul_batched,
             matmul_self_with_epilogue,
             matmul_every_tile,
+            matmul_split_k,
             svd_shapes,
             svd_hard_spectra,
             svd_accuracy,

@@ -230,12 +230,26 @@ impl WgpuBackend {
             software: self.ctx.is_software(),
             tile: None,
         };
-        desc.tile = self.matmul_tile(&desc, cfg);
         let out = self.alloc(step.op.name(), numel(shape))?;
         if let Body::Svd { m, n } = k.body {
             let e = enc.take().unwrap_or_else(|| self.ctx.new_encoder());
             *enc = Some(self.run_svd(e, m, n, &slots[0], &out, cfg)?);
+        } else if let Some((mut part, mut sum)) = desc
+            .split_k()
+            .filter(|(_, sum)| sum.slots.len() <= self.ctx.max_slots())
+        {
+            // Split along k: the partial products into a scratch buffer, then their sum with
+            // the epilogue (the scratch bound as the sum's last input).
+            part.tile = self.matmul_tile(&part, cfg);
+            sum.wg = self.ctx.wg_for(&sum.body);
+            let scratch = self.alloc(step.op.name(), numel(&part.out_shape))?;
+            let mut bufs = slots.iter().map(gpu).collect::<Result<Vec<_>>>()?;
+            let e = enc.get_or_insert_with(|| self.ctx.new_encoder());
+            self.encode_kernel(e, &part, &scratch, &bufs, cfg)?;
+            bufs.push(&scratch);
+            self.encode_kernel(e, &sum, &out, &bufs, cfg)?;
         } else {
+            desc.tile = self.matmul_tile(&desc, cfg);
             let bufs = slots.iter().map(gpu).collect::<Result<Vec<_>>>()?;
             self.encode_kernel(
                 enc.get_or_insert_with(|| self.ctx.new_encoder()),
