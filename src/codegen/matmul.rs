@@ -33,11 +33,12 @@ pub(crate) fn tile(d: &KernelDesc, m: usize, n: usize, batch: usize) -> (usize, 
 }
 
 /// Split-K: the number of `k` slices a matmul is cut into (1: none). A product whose grid of
-/// 64×64 tiles has fewer than 32 workgroups and whose `k` is long (≥ 1,024) leaves most of a
-/// large GPU idle while each workgroup walks all of `k`; cut into S slices it runs as a batch of
-/// S partial products (S times the workgroups) and a sum of the S partials that applies the
-/// epilogue. S is the largest of 16, 8, 4, 2 that is at most `128 / workgroups` (about 128
-/// workgroups in all), leaves slices of at least 256 and divides `k` into whole 16-wide steps.
+/// 64×64 tiles has fewer than 256 workgroups (under two waves on a large GPU) and whose `k` is
+/// long (≥ 1,024) leaves much of the GPU idle while each workgroup walks all of `k`; cut into S
+/// slices it runs as a batch of S partial products (S times the workgroups) and a sum of the S
+/// partials that applies the epilogue. S is the largest of 16, 8, 4, 2 that is at most
+/// `512 / workgroups` (up to about 512 workgroups in all), leaves slices of at least 256 and
+/// divides `k` into whole 16-wide steps.
 /// It depends on the shape alone (not on the register tile), so every tile sums the same way.
 /// Not for a product of one input with itself (its two operands would need two layouts of one
 /// binding).
@@ -57,10 +58,10 @@ pub(crate) fn splits(d: &KernelDesc) -> usize {
     let la = &d.slots[*a].shape;
     let k = la[la.len() - 1];
     let groups = m.div_ceil(64) * n.div_ceil(64) * batch;
-    if groups == 0 || groups >= 32 || k < 1024 {
+    if groups == 0 || groups >= 256 || k < 1024 {
         return 1;
     }
-    let want = 128 / groups;
+    let want = 512 / groups;
     [16, 8, 4, 2]
         .into_iter()
         .find(|&s| s <= want && k % (16 * s) == 0 && k / s >= 256)
