@@ -4,9 +4,10 @@
 //! The tile class (TM, TN) is picked from the output's size and, with the copy orders, is part of
 //! the structure.
 //!
-//! On an adapter that is a CPU with subgroups of a fixed size (lavapipe), dense operands take the
-//! lane form instead ([`render_lanes`]): no workgroup memory, no barriers, the A values shared
-//! through subgroup broadcasts.
+//! On an adapter that is a CPU (lavapipe, SwiftShader), dense operands take the lane form
+//! instead ([`render_lanes`]): no workgroup memory, no barriers; the A values shared through
+//! subgroup broadcasts where the adapter has subgroups of a fixed size (lavapipe), read by each
+//! thread itself where it has none (SwiftShader in a browser).
 
 use std::fmt::Write;
 
@@ -173,7 +174,8 @@ pub(super) fn matrix_strides(l: &Layout) -> (usize, usize) {
 /// Output rows per workgroup of the lane form.
 const LANE_ROWS: usize = 16;
 
-/// The subgroup size when `d` takes the lane form: a CPU adapter with fixed-size subgroups, both
+/// The subgroup size when `d` takes the lane form (1 on a CPU adapter without fixed-size
+/// subgroups: each thread reads its own rows of A): a CPU adapter, both
 /// operands dense along their last dim with rows, batch strides and offsets in whole `vec4`s,
 /// `K` and `N` multiples of 4, and an epilogue that does not read the operands (they are bound
 /// as `vec4` arrays); specialized kernels only, since these are conditions on sizes (a generic
@@ -185,7 +187,7 @@ pub(super) fn lanes(d: &KernelDesc, variant: Variant) -> Option<usize> {
     else {
         return None;
     };
-    if d.cpu_lanes == 0 || variant != Variant::Specialized {
+    if !d.software || variant != Variant::Specialized {
         return None;
     }
     let batch = &out_shape[..out_shape.len() - 2];
@@ -203,7 +205,9 @@ pub(super) fn lanes(d: &KernelDesc, variant: Variant) -> Option<usize> {
         .insts
         .iter()
         .any(|i| matches!(i, Inst::Load { slot, .. } if slot == a || slot == b));
-    (dense4(&d.slots[*a]) && dense4(&d.slots[*b]) && !reads_operand).then_some(d.cpu_lanes as usize)
+    // Without subgroups (a browser's SwiftShader): one lane, each thread reading its own A rows.
+    (dense4(&d.slots[*a]) && dense4(&d.slots[*b]) && !reads_operand)
+        .then_some((d.cpu_lanes as usize).max(1))
 }
 
 /// The bindings of a lane-form kernel: the operands as `vec4` arrays, other inputs (the
@@ -380,6 +384,12 @@ fn render_lanes(
     let ra = sz.u(matrix_strides(&d.slots[a]).0 / 4);
     let rb = sz.u(matrix_strides(&d.slots[b]).0 / 4);
     let wg = d.wg;
+    // One lane: no subgroup, the lane index is 0.
+    let (sl_param, sl_let) = if lanes == 1 {
+        ("", "    let sl = 0u;\n")
+    } else {
+        ("    @builtin(subgroup_invocation_id) sl: u32,\n", "")
+    };
     let (mut decl, mut fma, mut store) = (String::new(), String::new(), String::new());
     for q in 0..LANE_ROWS / lanes {
         let _ = writeln!(
@@ -391,12 +401,16 @@ fn render_lanes(
     }
     for i in 0..LANE_ROWS {
         let _ = writeln!(decl, "    var s{i} = vec4<f32>(0.0);");
-        let _ = writeln!(
-            fma,
-            "        let y{i} = subgroupBroadcast(x{}, {}u);",
-            i / lanes,
-            i % lanes
-        );
+        if lanes == 1 {
+            let _ = writeln!(fma, "        let y{i} = x{i};");
+        } else {
+            let _ = writeln!(
+                fma,
+                "        let y{i} = subgroupBroadcast(x{}, {}u);",
+                i / lanes,
+                i % lanes
+            );
+        }
         for (t, c) in ["x", "y", "z", "w"].iter().enumerate() {
             let _ = writeln!(fma, "        s{i} = fma(vec4<f32>(y{i}.{c}), b{t}, s{i});");
         }
@@ -416,9 +430,8 @@ fn epilogue(gi: u32, core: f32) -> f32 {{
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(subgroup_invocation_id) sl: u32,
-) {{
-    let batch = wid.z;
+{sl_param}) {{
+{sl_let}    let batch = wid.z;
     let row0 = wid.y * {LANE_ROWS}u;
     let c = (wid.x * {wg}u + lid.x) * 4u;
     let abase = a_base(batch) / 4u;

@@ -7,8 +7,9 @@ const quick = params.has("quick");
 const full = params.has("full");
 const backends = (params.get("backends") || "webgpu,cpu").split(",");
 // `?peer=tfjs`: TF.js' wasm backend (XNNPACK, SIMD, one thread) on the same cases, as peer rows,
-// where `node bench/peer.mjs` installed it into bench/peer/ (it is not a dependency of the package).
-const peer = params.get("peer");
+// where `node bench/peer.mjs` installed it into bench/peer/ (it is not a dependency of the
+// package); `?peer=tfjs-webgpu` TF.js' WebGPU backend on the page's adapter (both: a comma list).
+const peers = (params.get("peer") || "").split(",").filter((p) => p);
 const reps = +(params.get("reps") || (quick ? 2 : 5));
 const status = document.getElementById("status");
 const say = (s) => { status.textContent += (status.textContent ? "\n" : "") + s; };
@@ -215,8 +216,10 @@ async function run() {
       }
     }
   }
-  if (peer === "tfjs") {
-    for await (const row of tfjsRows(reference, devices)) {
+  for (const peer of peers) {
+    const backend = { tfjs: "wasm", "tfjs-webgpu": "webgpu" }[peer];
+    if (!backend) throw new Error(`unknown peer ${peer} (tfjs, tfjs-webgpu)`);
+    for await (const row of tfjsRows(reference, devices, backend)) {
       rows.push(row);
       render([{ header: true, devices }, ...rows]);
     }
@@ -237,10 +240,13 @@ async function run() {
   return [header, ...rows];
 }
 
-// TF.js from bench/peer/node_modules (its UMD builds define the global `tf`).
-async function loadTfjs() {
+// TF.js from bench/peer/node_modules (its UMD builds define the global `tf`), on `backend`
+// ("wasm" or "webgpu"); the scripts load once.
+let tfLoaded = false;
+async function loadTfjs(backend) {
   const base = new URL("./peer/node_modules/@tensorflow/", location.href);
-  for (const f of ["tfjs-core/dist/tf-core.min.js", "tfjs-backend-wasm/dist/tf-backend-wasm.min.js"]) {
+  const files = ["tfjs-core/dist/tf-core.min.js", "tfjs-backend-wasm/dist/tf-backend-wasm.min.js", "tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js"];
+  for (const f of tfLoaded ? [] : files) {
     await new Promise((ok, bad) => {
       const s = document.createElement("script");
       s.src = new URL(f, base).href;
@@ -250,24 +256,32 @@ async function loadTfjs() {
     });
   }
   const tf = globalThis.tf;
-  tf.wasm.setWasmPaths(new URL("tfjs-backend-wasm/dist/", base).href);
-  if (!(await tf.setBackend("wasm"))) throw new Error("TF.js: the wasm backend did not start");
+  if (!tfLoaded) tf.wasm.setWasmPaths(new URL("tfjs-backend-wasm/dist/", base).href);
+  tfLoaded = true;
+  if (!(await tf.setBackend(backend))) throw new Error(`TF.js: the ${backend} backend did not start`);
   await tf.ready();
   return tf;
 }
 
 // The peer rows: each case's `tfjs` graph, timed like the cached rows (build, evaluate, read
 // back; median after a warm-up), its result checked against the CPU backend's.
-async function* tfjsRows(reference, devices) {
-  const tf = await loadTfjs();
-  const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-  const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");
-  const device = `TF.js ${tf.version_core} wasm (${simd ? "SIMD" : "no SIMD"}, ${threads ? "threads" : "1 thread"})`;
-  devices.push({ adapter: device, backend: "tfjs-wasm", limits: {}, copy_gbps: null, peak_gflops: null, peak_gbps: null, peak_source: "a peer library, not measured" });
+async function* tfjsRows(reference, devices, backend) {
+  const tf = await loadTfjs(backend);
+  let device;
+  if (backend === "wasm") {
+    const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
+    const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");
+    device = `TF.js ${tf.version_core} wasm (${simd ? "SIMD" : "no SIMD"}, ${threads ? "threads" : "1 thread"})`;
+  } else {
+    const info = (await (await navigator.gpu?.requestAdapter())?.requestAdapterInfo?.()) || {};
+    device = `TF.js ${tf.version_core} webgpu (${info.vendor || info.architecture || "adapter"})`;
+  }
+  const name = `tfjs-${backend}`;
+  devices.push({ adapter: device, backend: name, limits: {}, copy_gbps: null, peak_gflops: null, peak_gbps: null, peak_source: "a peer library, not measured" });
   for (const c of CASES) {
     if (!c.tfjs || !reference.has(c.op)) continue;
-    say(`${c.op} ${c.shape.join("×")} on TF.js wasm`);
-    const row = { section: "table", op: c.op, shape: c.shape, device, backend: "tfjs-wasm", mode: "cached",
+    say(`${c.op} ${c.shape.join("×")} on TF.js ${backend}`);
+    const row = { section: "table", op: c.op, shape: c.shape, device, backend: name, mode: "cached",
       median_ms: null, min_ms: null, max_ms: null, kernel_ms: null, reps: 0, gflops: null, gbps: null, fraction_of_ceiling: null,
       compiles: 0, compile_ms_per_pipeline: null, dispatches: 0, max_abs_err: null, failed: null };
     try {

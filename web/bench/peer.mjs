@@ -2,7 +2,8 @@
 // headless Chromium on this machine, one page, one after the other: the side-by-side table the
 // CPU backend is measured by. TF.js is installed into bench/peer/ (git-ignored), not into the
 // package. Usage, from web/ after `npm run build`:
-//   node bench/peer.mjs [--full] [--reps N] [--backends cpu,webgpu] [--out DIR]
+//   node bench/peer.mjs [--full] [--reps N] [--backends cpu,webgpu] [--peers tfjs,tfjs-webgpu] [--out DIR]
+// (`--peers tfjs-webgpu`: TF.js' WebGPU backend on the page's adapter, beside `--backends webgpu`.)
 // Writes DIR/bench-peer.json (the report schema) and prints the table (median ms per call).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -17,10 +18,10 @@ const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? pro
 const out = resolve(arg("--out") || join(web, "..", "target", "web-peer"));
 mkdirSync(out, { recursive: true });
 const peerDir = join(here, "peer");
-if (!existsSync(join(peerDir, "node_modules", "@tensorflow", "tfjs-backend-wasm"))) {
+if (!existsSync(join(peerDir, "node_modules", "@tensorflow", "tfjs-backend-webgpu"))) {
   mkdirSync(peerDir, { recursive: true });
   writeFileSync(join(peerDir, "package.json"), JSON.stringify({ name: "tmath-bench-peer", private: true }));
-  execFileSync("npm", ["install", "--silent", "--no-audit", "--no-fund", "@tensorflow/tfjs-core@^4.22", "@tensorflow/tfjs-backend-wasm@^4.22", "playwright-core@^1.50"], { cwd: peerDir, stdio: "inherit" });
+  execFileSync("npm", ["install", "--silent", "--no-audit", "--no-fund", "@tensorflow/tfjs-core@^4.22", "@tensorflow/tfjs-backend-wasm@^4.22", "@tensorflow/tfjs-backend-webgpu@^4.22", "playwright-core@^1.50"], { cwd: peerDir, stdio: "inherit" });
 }
 const { chromium: pw } = createRequire(join(peerDir, "package.json"))("playwright-core");
 
@@ -33,7 +34,7 @@ const browser = await pw.launch({
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.log(`[pageerror] ${e.message}`));
-  const q = new URLSearchParams({ peer: "tfjs", backends: arg("--backends") || "cpu" });
+  const q = new URLSearchParams({ peer: arg("--peers") || "tfjs", backends: arg("--backends") || "cpu" });
   if (process.argv.includes("--full")) q.set("full", "1");
   if (arg("--reps")) q.set("reps", arg("--reps"));
   await page.goto(`${site.url}/bench/index.html?${q}`);

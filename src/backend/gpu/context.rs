@@ -166,7 +166,7 @@ impl Context {
     /// reductions costs a pass over the workgroup's threads on a few cores, so fewer threads
     /// with more elements each are faster: lavapipe, softmax 1024²: 15.4 ms with 256 threads,
     /// 10.9 with 64, 5.0 with 32; a sum over the rows of 1024²: 2.5 ms with 256, 1.6 with 32).
-    /// Matmul's lane form on a CPU adapter (`codegen/matmul.rs`) runs 32 lanes per workgroup.
+    /// Matmul on a CPU adapter (its lane form, `codegen/matmul.rs`) runs 32 threads per workgroup.
     pub fn wg_for(&self, body: &crate::schedule::Body) -> u32 {
         match body {
             crate::schedule::Body::Softmax { .. } | crate::schedule::Body::Reduce { .. }
@@ -174,7 +174,7 @@ impl Context {
             {
                 self.wg.min(32)
             }
-            crate::schedule::Body::MatMul { .. } if self.cpu_lanes > 0 => 32,
+            crate::schedule::Body::MatMul { .. } if self.is_software() => 32,
             _ => self.wg,
         }
     }
