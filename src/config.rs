@@ -182,7 +182,7 @@ impl Config {
     }
 
     /// Whether matmul shapes are autotuned on an adapter that is software or not.
-    #[cfg_attr(any(not(feature = "wgpu"), target_arch = "wasm32"), allow(dead_code))]
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn autotune(&self, software: bool) -> bool {
         match self.autotune.load(Ordering::Relaxed) {
             1 => true,

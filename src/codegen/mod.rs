@@ -50,7 +50,6 @@ pub(crate) struct KernelDesc {
 
 /// The register tiles the matmul template renders (rows × columns of outputs per thread, 16×16
 /// threads): 128×128, 128×64, 64×128 and 64×64 outputs per workgroup.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) const MATMUL_TILES: [(u8, u8); 4] = [(8, 8), (8, 4), (4, 8), (4, 4)];
 
 /// How a kernel's sizes enter its code.
@@ -157,7 +156,6 @@ impl KernelDesc {
     /// What a matmul's speed depends on besides its epilogue (the autotuner's key): `m, n, k`,
     /// the batch size, and whether A and B are copied along `k` (see `matmul.wgsl`);
     /// `None` for other kernels.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub fn matmul_shape(&self) -> Option<[usize; 6]> {
         let Body::MatMul {
             a, b, out_shape, ..

@@ -213,3 +213,46 @@ pub async fn matmul_split_k(dev: &Device) {
         }
     }
 }
+
+/// The matmul autotuner (forced on: CI's adapters are CPUs): a new shape's tiles are measured in
+/// the background while calls go on (natively on the compile thread, in browsers on the event
+/// loop), once; the calls before and after give the same bits. A transposed operand keeps the
+/// product off a CPU adapter's lane form. Other backends have no tuner.
+pub async fn matmul_autotune(dev: &Device) {
+    if dev.backend_name() != "wgpu" {
+        return;
+    }
+    let fresh = super::fresh_device(dev).await;
+    let dev = &fresh;
+    dev.set_jit(JitMode::On);
+    tmath::debug::set_quick_first(dev, Some(false));
+    tmath::debug::set_autotune(dev, Some(true));
+    let (x, dx) = rand_tensor(dev, &[96, 200], 181, -1.0, 1.0);
+    let (w, dw) = rand_tensor(dev, &[120, 200], 182, -1.0, 1.0);
+    let mut dwt = vec![0.0f32; dw.len()];
+    for r in 0..120 {
+        for c in 0..200 {
+            dwt[c * 120 + r] = dw[r * 200 + c];
+        }
+    }
+    let (want, s) = ref_matmul(&dx, &[96, 200], &dwt, &[200, 120]);
+    let wt = w.transpose(0, 1).unwrap();
+    let first = read(&x.matmul(&wt).unwrap(), &s).await;
+    assert_close("tuned matmul", &first, &want, 1e-5 * 200f64.sqrt(), 1e-5);
+    assert_eq!(dev.stats().tunes_requested, 1, "the new shape is queued");
+    let mut waited = 0;
+    while dev.stats().tunes_done < 1 {
+        waited += 1;
+        assert!(
+            waited < 20_000,
+            "the tuning never finished: {:?}",
+            dev.stats()
+        );
+        super::pause().await;
+    }
+    for _ in 0..2 {
+        let again = read(&x.matmul(&wt).unwrap(), &s).await;
+        assert_eq!(again, first, "the tuned tile: the same bits");
+    }
+    assert_eq!(dev.stats().tunes_requested, 1, "measured once");
+}

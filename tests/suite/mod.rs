@@ -83,6 +83,7 @@ macro_rules! for_each_case {
             matmul_self_with_epilogue,
             matmul_every_tile,
             matmul_split_k,
+            matmul_autotune,
             svd_shapes,
             svd_hard_spectra,
             svd_accuracy,

@@ -23,7 +23,6 @@ enum What {
     #[cfg(not(target_arch = "wasm32"))]
     Prewarm(super::hot::HotKernel),
     /// The autotuner's measurement of a matmul shape.
-    #[cfg(not(target_arch = "wasm32"))]
     Tune(KernelDesc),
 }
 
@@ -33,7 +32,6 @@ impl Job {
             What::Specialized(desc) => pipelines.compile_specialized(ctx, desc, &self.stats).await,
             #[cfg(not(target_arch = "wasm32"))]
             What::Prewarm(k) => pipelines.compile_prewarm(ctx, k, &self.stats).await,
-            #[cfg(not(target_arch = "wasm32"))]
             What::Tune(desc) => super::tune::run(ctx, pipelines, desc, &self.stats).await,
         }
     }
@@ -81,8 +79,7 @@ impl Compiler {
         self.queue_jobs(ctx, pipelines, jobs, stats);
     }
 
-    /// Queues the autotuner's measurement of a matmul (natively).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Queues the autotuner's measurement of a matmul.
     pub fn tune(
         &self,
         ctx: &Arc<Context>,

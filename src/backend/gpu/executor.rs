@@ -267,13 +267,12 @@ impl WgpuBackend {
 
     /// The register tile of a matmul: the one a test forced, else the autotuner's choice for
     /// its shape; `None` (the size rule) until that is measured — the first sight of a shape
-    /// worth tuning queues its measurement (natively, with the JIT caching).
+    /// worth tuning queues its measurement (with the JIT caching).
     fn matmul_tile(&self, desc: &KernelDesc, cfg: &Config) -> Option<(u8, u8)> {
         desc.matmul_tile()?;
         if let Some(t) = cfg.matmul_tile() {
             return Some(t);
         }
-        #[cfg(not(target_arch = "wasm32"))]
         {
             let shape = desc.matmul_shape()?;
             if let Some(t) = self.pipelines.tuner.choice(&shape) {

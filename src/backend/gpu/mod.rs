@@ -8,8 +8,8 @@
 //! - `readback`: async and blocking reads;
 //! - `executor`: plan → schedule → kernels → one command buffer;
 //! - `svd`: the driver of the Jacobi SVD stages;
-//! - [`compiler::Compiler`]: the adaptive mode's background compiles, and (natively) the
-//!   matmul autotuner's measurements (`tune`).
+//! - [`compiler::Compiler`]: the adaptive mode's background compiles, and the matmul
+//!   autotuner's measurements (`tune`).
 //!
 //! What a kernel is (its WGSL, launch and bindings) is decided by `crate::codegen` alone.
 
@@ -23,7 +23,6 @@ mod pool;
 mod profiler;
 mod readback;
 mod svd;
-#[cfg(not(target_arch = "wasm32"))]
 mod tune;
 
 pub(crate) use self::pool::GpuBuffer;

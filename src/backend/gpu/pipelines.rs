@@ -199,8 +199,7 @@ pub(crate) struct Pipelines {
     /// The driver's pipeline cache, kept on disk between processes (natively, where supported).
     #[cfg(not(target_arch = "wasm32"))]
     disk: Option<DiskCache>,
-    /// The matmul autotuner's choices (natively).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// The matmul autotuner's choices.
     pub tuner: super::tune::Tuner,
 }
 
@@ -236,7 +235,7 @@ impl Pipelines {
             } else {
                 None
             },
-            // The tuned tiles live beside the hot kernels, under the same switches.
+            // Natively the tuned tiles live beside the hot kernels, under the same switches.
             #[cfg(not(target_arch = "wasm32"))]
             tuner: super::tune::Tuner::open(
                 (std::env::var("TMATH_PIPELINE_CACHE").map_or(true, |v| v != "off")
@@ -245,6 +244,8 @@ impl Pipelines {
                 .flatten()
                 .map(|dir| dir.join(format!("tune-{}", super::hot::adapter_file_name(&ctx.info)))),
             ),
+            #[cfg(target_arch = "wasm32")]
+            tuner: super::tune::Tuner::open(None),
         }
     }
 
@@ -570,7 +571,6 @@ impl Pipelines {
 
     /// A candidate of the autotuner: the specialized pipeline of `desc` (from the cache, or
     /// compiled into it and counted in `stats`); `None` when its compile fails.
-    #[cfg(not(target_arch = "wasm32"))]
     pub async fn compile_candidate(
         &self,
         ctx: &Context,
@@ -605,7 +605,6 @@ impl Pipelines {
     }
 
     /// Drops the specialized pipeline of `desc` from the cache (an autotuner's loser).
-    #[cfg(not(target_arch = "wasm32"))]
     pub fn forget(&self, desc: &KernelDesc) {
         let mut cache = lock(&self.cache);
         if let Some(e) = cache.entries.remove(&Key::Specialized(desc.clone())) {

@@ -59,6 +59,30 @@ pub(crate) fn read_blocking<T: bytemuck::Pod>(
     take_mapped(ctx, &staging)
 }
 
+/// Waits until the GPU has run submission `index` (and what came before it): natively a
+/// blocking wait, in browsers the queue's `onSubmittedWorkDone`.
+#[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
+pub(crate) async fn work_done(ctx: &Context, index: wgpu::SubmissionIndex) -> Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        ctx.wait_for(index)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let state: OneshotState<()> = Arc::default();
+        let tx = state.clone();
+        ctx.queue.on_submitted_work_done(move || {
+            let mut s = lock(&tx);
+            s.0 = Some(());
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        });
+        Oneshot { state }.await;
+        ctx.check_errors()
+    }
+}
+
 /// The contents of a mapped staging buffer, which is unmapped afterwards.
 pub(crate) fn take_mapped<T: bytemuck::Pod>(
     ctx: &Context,

@@ -1,4 +1,4 @@
-//! The matmul autotuner (natively): which register tile of the matmul template
+//! The matmul autotuner: which register tile of the matmul template
 //! ([`MATMUL_TILES`]) runs a matmul shape fastest on this adapter.
 //!
 //! The first time a shape (`KernelDesc::matmul_shape`: `m, n, k`, batch, copy orders) is seen
@@ -8,8 +8,10 @@
 //! of [`TRIALS`] submissions), and records the fastest — the size rule's tile unless another is
 //! at least [`MARGIN`] faster, so noise does not flip a choice. The losers' pipelines are
 //! dropped; the winner's stays in the cache, where the next call finds it. A shape is measured
-//! once per process and adapter: the choices are kept in a small text file beside the hot
-//! kernels (`tune-…`, one per adapter, driver and crate version), read when the backend starts.
+//! once per process and adapter: natively the choices are kept in a small text file beside the
+//! hot kernels (`tune-…`, one per adapter, driver and crate version), read when the backend
+//! starts; in browsers they last as long as the page's device (the job runs on the event loop
+//! and waits for each timed submission through `onSubmittedWorkDone`).
 //! A tuning that cannot run (scratch too large, a compile or an allocation failing) leaves the
 //! size rule in place.
 //!
@@ -19,11 +21,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::context::Context;
 use super::lock;
-use super::pipelines::Pipelines;
+use super::pipelines::{web_time_now, Pipelines};
 use crate::codegen::{Groups, KernelDesc, Variant, MATMUL_TILES};
 use crate::config::Stats;
 
@@ -57,6 +59,7 @@ pub(crate) struct Tuner {
 struct State {
     chosen: HashMap<Shape, (u8, u8)>,
     claimed: HashSet<Shape>,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     path: Option<PathBuf>,
     dirty: bool,
 }
@@ -102,7 +105,8 @@ impl Tuner {
     }
 
     /// Writes the file if choices were added: merged with what another process wrote since,
-    /// atomically.
+    /// atomically (natively).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self) {
         let mut s = lock(&self.state);
         let Some(path) = s.path.clone() else { return };
@@ -118,6 +122,7 @@ impl Tuner {
 }
 
 /// `HEADER`, then one line per shape: `m n k batch a_along_k b_along_k rows cols`.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 fn write(chosen: &HashMap<Shape, (u8, u8)>) -> String {
     let mut lines: Vec<String> = chosen
         .iter()
@@ -239,7 +244,7 @@ async fn measure(
         layout: &bgl,
         entries: &entries,
     });
-    let time = |p: &wgpu::ComputePipeline, [x, y, z]: [u32; 3], reps: usize| -> Option<Duration> {
+    let time = |p: &wgpu::ComputePipeline, [x, y, z]: [u32; 3], reps: usize| {
         let mut enc = ctx.new_encoder();
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
@@ -249,17 +254,19 @@ async fn measure(
                 pass.dispatch_workgroups(x, y, z);
             }
         }
-        let t0 = Instant::now();
+        let t0 = web_time_now();
         let index = ctx.queue.submit([enc.finish()]);
-        ctx.wait_for(index).ok()?;
-        Some(t0.elapsed())
+        async move {
+            super::readback::work_done(ctx, index).await.ok()?;
+            Some(web_time_now().saturating_sub(t0))
+        }
     };
     // Warm-up (first runs load the pipelines), then the rule's tile once for the repetitions.
     for (_, _, p, g) in &cands {
-        time(p, *g, 1)?;
+        time(p, *g, 1).await?;
     }
     let rule_at = cands.iter().position(|c| c.0 == rule_tile)?;
-    let one = time(&cands[rule_at].2, cands[rule_at].3, 1)?;
+    let one = time(&cands[rule_at].2, cands[rule_at].3, 1).await?;
     if one > MAX_DISPATCH {
         return None;
     }
@@ -268,7 +275,7 @@ async fn measure(
     let mut best = vec![Duration::MAX; cands.len()];
     for _ in 0..TRIALS {
         for (i, (_, _, p, g)) in cands.iter().enumerate() {
-            best[i] = best[i].min(time(p, *g, reps)?);
+            best[i] = best[i].min(time(p, *g, reps).await?);
         }
     }
     let fastest = (0..cands.len()).min_by_key(|&i| best[i])?;
