@@ -81,32 +81,47 @@ pub async fn matmul_self_with_epilogue(dev: &Device) {
     }
 }
 
+/// A fresh wgpu device with the JIT on and without quick first runs (the tiled kernel from the
+/// first call); `None` on other backends.
+async fn fresh_tiled(dev: &Device) -> Option<Device> {
+    if dev.backend_name() != "wgpu" {
+        return None;
+    }
+    let fresh = super::fresh_device(dev).await;
+    fresh.set_jit(JitMode::On);
+    tmath::debug::set_quick_first(&fresh, Some(false));
+    Some(fresh)
+}
+
+/// The last two dims of a row-major `[batch.., rows, cols]` array swapped.
+fn transposed(d: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; d.len()];
+    for (bi, chunk) in d.chunks(rows * cols).enumerate() {
+        for r in 0..rows {
+            for c in 0..cols {
+                t[bi * rows * cols + c * rows + r] = chunk[r * cols + c];
+            }
+        }
+    }
+    t
+}
+
 /// Every register tile of the matmul template (`debug::set_matmul_tile`; the autotuner chooses
 /// among them per shape) against the f64 reference, and bit for bit against each other (each
 /// output is the same chain of multiply-adds over `k` in every tile): shapes off the tiles'
 /// edges, a transposed operand, a broadcast batch and a fused bias + GELU epilogue, at sizes a
 /// CPU adapter's lane form does not take. Other backends ignore the switch.
 pub async fn matmul_every_tile(dev: &Device) {
-    if dev.backend_name() != "wgpu" {
+    let Some(fresh) = fresh_tiled(dev).await else {
         return;
-    }
-    let fresh = super::fresh_device(dev).await;
+    };
     let dev = &fresh;
-    dev.set_jit(JitMode::On);
-    tmath::debug::set_quick_first(dev, Some(false));
     tmath::debug::set_autotune(dev, Some(false));
     let (x, dx) = rand_tensor(dev, &[2, 1, 70, 45], 141, -1.0, 1.0);
     let (w, dw) = rand_tensor(dev, &[3, 131, 45], 142, -1.0, 1.0);
     let (b, db) = rand_tensor(dev, &[131], 143, -1.0, 1.0);
     // w's last two dims transposed as a view: B is read along k.
-    let mut dwt = vec![0.0f32; dw.len()];
-    for (bi, chunk) in dw.chunks(131 * 45).enumerate() {
-        for (r, row) in chunk.chunks(45).enumerate() {
-            for (c, v) in row.iter().enumerate() {
-                dwt[bi * 45 * 131 + c * 131 + r] = *v;
-            }
-        }
-    }
+    let dwt = transposed(&dw, 131, 45);
     let (mm, s) = ref_matmul(&dx, &[2, 1, 70, 45], &dwt, &[3, 45, 131]);
     let gelu = |v: f64| 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2));
     let want: Vec<f64> = mm
@@ -178,15 +193,10 @@ pub async fn matmul_split_k(dev: &Device) {
         let (b, db) = rand_tensor(dev, &[n], 170 + i as u64, -1.0, 1.0);
         let (dw_kn, w_kn) = if wt {
             // The reference takes w as [.., k, n].
-            let mut t = vec![0.0f32; dw.len()];
-            for (bi, chunk) in dw.chunks(n * k).enumerate() {
-                for r in 0..n {
-                    for c in 0..k {
-                        t[bi * n * k + c * n + r] = chunk[r * k + c];
-                    }
-                }
-            }
-            (t, w.transpose(bw.len(), bw.len() + 1).unwrap())
+            (
+                transposed(&dw, n, k),
+                w.transpose(bw.len(), bw.len() + 1).unwrap(),
+            )
         } else {
             (dw.clone(), w.clone())
         };
@@ -219,22 +229,14 @@ pub async fn matmul_split_k(dev: &Device) {
 /// loop), once; the calls before and after give the same bits. A transposed operand keeps the
 /// product off a CPU adapter's lane form. Other backends have no tuner.
 pub async fn matmul_autotune(dev: &Device) {
-    if dev.backend_name() != "wgpu" {
+    let Some(fresh) = fresh_tiled(dev).await else {
         return;
-    }
-    let fresh = super::fresh_device(dev).await;
+    };
     let dev = &fresh;
-    dev.set_jit(JitMode::On);
-    tmath::debug::set_quick_first(dev, Some(false));
     tmath::debug::set_autotune(dev, Some(true));
     let (x, dx) = rand_tensor(dev, &[96, 200], 181, -1.0, 1.0);
     let (w, dw) = rand_tensor(dev, &[120, 200], 182, -1.0, 1.0);
-    let mut dwt = vec![0.0f32; dw.len()];
-    for r in 0..120 {
-        for c in 0..200 {
-            dwt[c * 120 + r] = dw[r * 200 + c];
-        }
-    }
+    let dwt = transposed(&dw, 120, 200);
     let (want, s) = ref_matmul(&dx, &[96, 200], &dwt, &[200, 120]);
     let wt = w.transpose(0, 1).unwrap();
     let first = read(&x.matmul(&wt).unwrap(), &s).await;

@@ -538,23 +538,17 @@ impl Pipelines {
         let source = codegen::render(desc, Variant::Specialized).text;
         #[cfg(not(target_arch = "wasm32"))]
         let text = source.clone();
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let (pipeline, bytes, dt) = self.compile(
-            ctx,
-            source,
-            desc.launch().bindings,
-            false,
-            desc.trusted(Variant::Specialized),
-        );
-        let failed = scope.pop().await.is_some();
-        {
-            let mut s = lock(stats);
-            s.compiles += 1;
-            s.background_compiles += 1;
-            s.compile_time += dt;
-        }
+        let compiled = self
+            .compile_background(
+                ctx,
+                source,
+                desc.launch().bindings,
+                desc.trusted(Variant::Specialized),
+                stats,
+            )
+            .await;
         let mut cache = lock(&self.cache);
-        if !failed {
+        if let Some((pipeline, bytes)) = compiled {
             cache.insert(key, pipeline, bytes);
             #[cfg(not(target_arch = "wasm32"))]
             if let Some(hot) = cache.hot.as_mut() {
@@ -582,26 +576,37 @@ impl Pipelines {
             return Some(p);
         }
         let source = codegen::render(desc, Variant::Specialized).text;
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let (pipeline, bytes, dt) = self.compile(
-            ctx,
-            source,
-            desc.launch().bindings,
-            false,
-            desc.trusted(Variant::Specialized),
-        );
-        let failed = scope.pop().await.is_some();
-        {
-            let mut s = lock(stats);
-            s.compiles += 1;
-            s.background_compiles += 1;
-            s.compile_time += dt;
-        }
-        if failed {
-            return None;
-        }
+        let (pipeline, bytes) = self
+            .compile_background(
+                ctx,
+                source,
+                desc.launch().bindings,
+                desc.trusted(Variant::Specialized),
+                stats,
+            )
+            .await?;
         lock(&self.cache).insert(key, pipeline.clone(), bytes);
         Some(pipeline)
+    }
+
+    /// Compiles a specialized kernel off the caller's path, counted in `stats` as a background
+    /// compile: the pipeline and its estimated bytes, or `None` when validation failed.
+    async fn compile_background(
+        &self,
+        ctx: &Context,
+        source: String,
+        bindings: Bindings,
+        trusted: bool,
+        stats: &Mutex<crate::config::Stats>,
+    ) -> Option<(Arc<wgpu::ComputePipeline>, u64)> {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let (pipeline, bytes, dt) = self.compile(ctx, source, bindings, false, trusted);
+        let failed = scope.pop().await.is_some();
+        let mut s = lock(stats);
+        s.compiles += 1;
+        s.background_compiles += 1;
+        s.compile_time += dt;
+        (!failed).then_some((pipeline, bytes))
     }
 
     /// Drops the specialized pipeline of `desc` from the cache (an autotuner's loser).
@@ -632,18 +637,12 @@ impl Pipelines {
         k: &super::hot::HotKernel,
         stats: &Mutex<crate::config::Stats>,
     ) {
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let (pipeline, bytes, dt) = self.compile(ctx, k.text.clone(), k.bindings, false, k.trusted);
-        let failed = scope.pop().await.is_some();
-        {
-            let mut s = lock(stats);
-            s.compiles += 1;
-            s.background_compiles += 1;
-            s.compile_time += dt;
-        }
-        if !failed {
+        let compiled = self
+            .compile_background(ctx, k.text.clone(), k.bindings, k.trusted, stats)
+            .await;
+        if let Some(p) = compiled {
             if let Some(hot) = lock(&self.cache).hot.as_mut() {
-                hot.prewarmed.insert(k.fingerprint, (pipeline, bytes));
+                hot.prewarmed.insert(k.fingerprint, p);
             }
         }
     }
