@@ -73,10 +73,10 @@ pub struct Stats {
     /// ([`Device::set_profiling`](crate::Device::set_profiling)): GPU timestamps on adapters that have them (natively), the
     /// wall time of each op on the CPU.
     pub kernel_time: Duration,
-    /// Matmul shapes queued for the autotuner (natively on wgpu: see `debug::set_autotune`).
+    /// Matmul shapes queued for the autotuner (wgpu: see `debug::set_autotune`).
     pub tunes_requested: u64,
     /// Of `tunes_requested`, those measured (or given up: the size rule stays); a shape is
-    /// measured once per adapter, and remembered on disk with the hot kernels.
+    /// measured once per adapter, and natively remembered on disk with the hot kernels.
     pub tunes_done: u64,
 }
 

@@ -78,11 +78,12 @@ pub mod debug {
         device.set_quick_first(mode);
     }
 
-    /// The matmul autotuner (natively on wgpu, with the JIT on or adaptive): the first time a
-    /// matmul shape is seen, its kernel is timed in the background in each register tile the
-    /// template renders (on scratch buffers, off the caller's path: calls meanwhile run the
-    /// size rule's tile), and later calls take the fastest; the choice is kept per adapter, in
-    /// memory and on disk beside the hot kernels. `None` (the default): on hardware adapters;
+    /// The matmul autotuner (wgpu, with the JIT on or adaptive): the first time a matmul shape
+    /// is seen, its kernel is timed in the background in each register tile the template
+    /// renders (on scratch buffers, off the caller's path — a thread natively, the event loop in
+    /// browsers; calls meanwhile run the size rule's tile), and later calls take the fastest
+    /// (the same bits: every tile runs the same multiply-adds); the choice is kept per adapter,
+    /// in memory and, natively, on disk beside the hot kernels. `None` (the default): on hardware adapters;
     /// `Some(true)`: on every adapter (tests cover it where CI has no GPU); `Some(false)`: never.
     /// `TMATH_AUTOTUNE=off` turns it off for a process. `Stats::tunes_requested` and
     /// `Stats::tunes_done` count the shapes. No effect on other backends.
