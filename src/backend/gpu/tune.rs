@@ -35,8 +35,9 @@ const TRIALS: usize = 3;
 const MARGIN: f64 = 0.03;
 /// Matmuls with less work (multiply-adds) are not tuned: the tile barely matters there.
 pub(crate) const MIN_WORK: usize = 1 << 21;
-/// Scratch (output and input) above this many bytes is not allocated for a tuning.
-const MAX_SCRATCH: u64 = 512 << 20;
+/// Scratch (output and input) above this many bytes is not allocated for a tuning: it is
+/// allocated beside the caller's own buffers, in the background (4096² takes 128 MiB).
+const MAX_SCRATCH: u64 = 256 << 20;
 /// The dispatches of one timed submission run about this long (at most [`MAX_REPS`]).
 const TARGET: Duration = Duration::from_millis(2);
 const MAX_REPS: usize = 32;
