@@ -535,20 +535,10 @@ impl Pipelines {
                 return;
             }
         }
-        let source = codegen::render(desc, Variant::Specialized).text;
-        #[cfg(not(target_arch = "wasm32"))]
-        let text = source.clone();
-        let compiled = self
-            .compile_background(
-                ctx,
-                source,
-                desc.launch().bindings,
-                desc.trusted(Variant::Specialized),
-                stats,
-            )
-            .await;
+        let compiled = self.compile_desc_background(ctx, desc, stats).await;
         let mut cache = lock(&self.cache);
-        if let Some((pipeline, bytes)) = compiled {
+        #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
+        if let Some((pipeline, bytes, text)) = compiled {
             cache.insert(key, pipeline, bytes);
             #[cfg(not(target_arch = "wasm32"))]
             if let Some(hot) = cache.hot.as_mut() {
@@ -575,18 +565,25 @@ impl Pipelines {
         if let Some(p) = lock(&self.cache).get(&key) {
             return Some(p);
         }
-        let source = codegen::render(desc, Variant::Specialized).text;
-        let (pipeline, bytes) = self
-            .compile_background(
-                ctx,
-                source,
-                desc.launch().bindings,
-                desc.trusted(Variant::Specialized),
-                stats,
-            )
-            .await?;
+        let (pipeline, bytes, _) = self.compile_desc_background(ctx, desc, stats).await?;
         lock(&self.cache).insert(key, pipeline.clone(), bytes);
         Some(pipeline)
+    }
+
+    /// [`Self::compile_background`] of `desc`'s specialized kernel, with its WGSL.
+    async fn compile_desc_background(
+        &self,
+        ctx: &Context,
+        desc: &KernelDesc,
+        stats: &Mutex<crate::config::Stats>,
+    ) -> Option<(Arc<wgpu::ComputePipeline>, u64, String)> {
+        let source = codegen::render(desc, Variant::Specialized).text;
+        let bindings = desc.launch().bindings;
+        let trusted = desc.trusted(Variant::Specialized);
+        let (p, bytes) = self
+            .compile_background(ctx, source.clone(), bindings, trusted, stats)
+            .await?;
+        Some((p, bytes, source))
     }
 
     /// Compiles a specialized kernel off the caller's path, counted in `stats` as a background
