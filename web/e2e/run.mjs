@@ -110,6 +110,8 @@ try {
     if (r.ok) {
       check('page: tm.backend === "webgpu"', r.backend === "webgpu", r.backend);
       check('page: backend "cpu" works too', r.cpuBackend === "cpu");
+      // Chromium validates relaxed SIMD: the package loads that build (the checks above ran on it).
+      check('page and worker load the relaxed-SIMD build', r.wasmBuild === "relaxed-simd" && r.worker.wasmBuild === "relaxed-simd", `${r.wasmBuild}, ${r.worker.wasmBuild}`);
       check(`page: backend "auto" picks ${r.fallbackAdapter ? "the CPU on this fallback adapter" : "WebGPU on this hardware adapter"}`, r.autoBackend === (r.fallbackAdapter ? "cpu" : "webgpu"), `${r.autoBackend} (isFallbackAdapter ${r.fallbackAdapter})`);
       check("page: unknown backend rejects with an Error", !!r.badBackend, r.badBackend);
       // (the page compares across the synchronous dispose: finalizers of older garbage may run in

@@ -36,6 +36,12 @@ export interface Stats {
 export class Engine {
   /** Loads the module (once) and starts an engine. Rejects with an Error for backend "webgpu" where WebGPU is missing. */
   static create(options?: EngineOptions): Promise<Engine>;
+  /**
+   * Which WebAssembly build was loaded: "relaxed-simd" (fused multiply-adds in the CPU backend's
+   * matrix product; chosen where the engine validates relaxed SIMD), "simd128" (every other
+   * engine), "given" (the module passed to `create`), or null before the first `create`.
+   */
+  static readonly wasmBuild: "relaxed-simd" | "simd128" | "given" | null;
   /** Which backend runs this engine. */
   readonly backend: "webgpu" | "cpu";
   /** A tensor from row-major data; `shape` [] is a scalar. Throws if the length does not match the shape. */

@@ -4,9 +4,32 @@
 import init, { RawEngine, op_names } from "../pkg/tmath.js";
 
 let loading = null;
+let wasmBuild = null;
 
+// A module whose one function is f32x4.relaxed_madd: valid exactly where the engine has relaxed SIMD.
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 0x60, 3, 0x7b, 0x7b, 0x7b, 1, 0x7b, 3, 2, 1, 0, 10, 13, 1, 11, 0, 0x20, 0, 0x20, 1, 0x20, 2, 0xfd, 0x85, 0x02, 0x0b]);
+
+function hasRelaxedSimd() {
+  try {
+    return WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// Without a given module: the relaxed-SIMD build (fused multiply-adds in the matrix product)
+// where the engine validates it, else the SIMD build every current engine runs.
 function load(wasm) {
-  if (!loading) loading = init(wasm === undefined ? undefined : { module_or_path: wasm }).then(installOps);
+  if (!loading) {
+    let source = wasm;
+    if (wasm === undefined) {
+      wasmBuild = hasRelaxedSimd() ? "relaxed-simd" : "simd128";
+      source = wasmBuild === "relaxed-simd" ? new URL("../pkg/tmath_relaxed_bg.wasm", import.meta.url) : undefined;
+    } else {
+      wasmBuild = "given";
+    }
+    loading = init(source === undefined ? undefined : { module_or_path: source }).then(installOps);
+  }
   return loading;
 }
 
@@ -33,6 +56,16 @@ export class Engine {
 
   constructor(raw) {
     this._raw = raw;
+  }
+
+  /**
+   * Which WebAssembly build this page or process loaded: "relaxed-simd" (fused multiply-adds in
+   * the CPU backend's matrix product; chosen where the engine validates relaxed SIMD), "simd128"
+   * (every other engine), or "given" (the module passed to `create`); null before the first
+   * `create`.
+   */
+  static get wasmBuild() {
+    return wasmBuild;
   }
 
   /** "webgpu" or "cpu". */

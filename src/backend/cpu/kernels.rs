@@ -359,21 +359,43 @@ pub(crate) fn matmul(
     } else {
         1
     };
-    #[cfg(target_arch = "wasm32")]
-    let threads = 1;
     let mut chunks = out.chunks_mut(m * n);
     for_each_offsets([&la.batch_to(batch), &lb.batch_to(batch)], |[oa, ob]| {
         let dst = chunks.next().expect("one output block per batch entry");
-        // SAFETY: every index oa + i*ars + j*acs (i < m, j < k) is below la.extent() ≤ a.len(),
-        // likewise for b; the slices outlive the views.
-        let (lhs, rhs) = unsafe {
-            (
-                faer::MatRef::from_raw_parts(a.as_ptr().add(oa), m, k, ars, acs),
-                faer::MatRef::from_raw_parts(b.as_ptr().add(ob), k, n, brs, bcs),
-            )
-        };
-        let dst = faer::MatMut::from_row_major_slice_mut(dst, m, n);
-        product(dst, lhs, rhs, threads);
+        // The browser build: our own WebAssembly SIMD product (fused multiply-adds where the
+        // build has relaxed SIMD); natively faer's.
+        #[cfg(target_arch = "wasm32")]
+        {
+            use super::gemm128::{gemm, Operand};
+            let (lhs, rhs) = (
+                Operand {
+                    data: a,
+                    offset: oa,
+                    rs: ars as usize,
+                    cs: acs as usize,
+                },
+                Operand {
+                    data: b,
+                    offset: ob,
+                    rs: brs as usize,
+                    cs: bcs as usize,
+                },
+            );
+            gemm(dst, m, n, k, lhs, rhs);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            // SAFETY: every index oa + i*ars + j*acs (i < m, j < k) is below la.extent() ≤
+            // a.len(), likewise for b; the slices outlive the views.
+            let (lhs, rhs) = unsafe {
+                (
+                    faer::MatRef::from_raw_parts(a.as_ptr().add(oa), m, k, ars, acs),
+                    faer::MatRef::from_raw_parts(b.as_ptr().add(ob), k, n, brs, bcs),
+                )
+            };
+            let dst = faer::MatMut::from_row_major_slice_mut(dst, m, n);
+            product(dst, lhs, rhs, threads);
+        }
     });
     out
 }
@@ -382,9 +404,9 @@ pub(crate) fn matmul(
 /// grid of `pr × pc` blocks, one a thread, each a sequential faer product that packs its own
 /// strips of the operands; the grid minimizes what a thread packs (`m/pr + n/pc` rows and
 /// columns of `k`), columns first on a tie. On more threads, faer's own parallel product.
+#[cfg(not(target_arch = "wasm32"))]
 fn product(dst: faer::MatMut<f32>, lhs: faer::MatRef<f32>, rhs: faer::MatRef<f32>, threads: usize) {
     use faer::linalg::matmul::matmul;
-    #[cfg(not(target_arch = "wasm32"))]
     if threads > GRID_THREADS {
         let par = faer::Par::rayon(0);
         matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, par);
@@ -422,7 +444,6 @@ fn product(dst: faer::MatMut<f32>, lhs: faer::MatRef<f32>, rhs: faer::MatRef<f32
         });
         return;
     }
-    let _ = threads;
     matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, faer::Par::Seq);
 }
 

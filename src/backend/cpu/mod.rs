@@ -4,6 +4,8 @@
 
 mod buffers;
 mod fused;
+#[cfg(target_arch = "wasm32")]
+mod gemm128;
 pub(crate) mod kernels;
 
 pub(crate) use buffers::HostBuffer;

@@ -62,6 +62,25 @@ export async function runChecks(tm) {
   const want = Array.from(mm, (v, i) => { const x = v + dbias[i % n]; return 0.5 * x * (1 + erf(x / Math.SQRT2)); });
   out.matmul_bias_gelu = close("matmul+bias+gelu", await y.data(), want, 1e-4);
 
+  // products across the CPU kernel's blocks (4×8 micro-tiles, 256 deep, 64 rows, 512 columns):
+  // ragged edges, a transposed operand, a batch
+  const products = [];
+  for (const [pm, pk, pn, seed] of [[70, 300, 9, 11], [5, 513, 130, 12], [129, 257, 521, 13]]) {
+    const xa = rand(pm * pk, seed), xb = rand(pk * pn, seed + 100);
+    const got = await tm.tensor(xa, [pm, pk]).matmul(tm.tensor(xb, [pk, pn])).data();
+    products.push(close(`matmul ${pm}×${pk}×${pn}`, got, matmul(xa, xb, pm, pk, pn), 1e-5));
+  }
+  {
+    // (2, 17, 40) · (40, 11)ᵀᵀ: B given as its transpose (11, 40), transposed back as a view
+    const xa = rand(2 * 17 * 40, 14), xbt = rand(11 * 40, 15);
+    const xb = new Float32Array(40 * 11);
+    for (let p = 0; p < 40; p++) for (let j = 0; j < 11; j++) xb[p * 11 + j] = xbt[j * 40 + p];
+    const got = await tm.tensor(xa, [2, 17, 40]).matmul(tm.tensor(xbt, [11, 40]).transpose(0, 1)).data();
+    const want = [...matmul(xa.subarray(0, 680), xb, 17, 40, 11), ...matmul(xa.subarray(680), xb, 17, 40, 11)];
+    products.push(close("batched matmul, transposed operand", got, want, 1e-5));
+  }
+  out.matmul_blocks = Math.max(...products);
+
   // softmax rows, a scalar tensor and a plain number operand, reductions
   const sm = await a.mul(0.5).add(tm.tensor([1.5], [])).softmax(1).data();
   const smWant = [];

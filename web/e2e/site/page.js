@@ -6,6 +6,7 @@ async function main() {
   const result = {};
   const tm = await Engine.create({ backend: "webgpu" });
   result.backend = tm.backend;
+  result.wasmBuild = Engine.wasmBuild;
   result.page = await runChecks(tm);
   const cpu = await Engine.create({ backend: "cpu" });
   result.cpuBackend = cpu.backend;

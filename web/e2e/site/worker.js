@@ -5,7 +5,7 @@ import { runChecks } from "./checks.js";
 try {
   const tm = await Engine.create({ backend: "webgpu" });
   const checks = await runChecks(tm);
-  postMessage({ backend: tm.backend, checks });
+  postMessage({ backend: tm.backend, wasmBuild: Engine.wasmBuild, checks });
 } catch (e) {
   postMessage({ error: String(e && e.stack || e) });
 }
