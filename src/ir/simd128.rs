@@ -28,8 +28,8 @@ struct ExpConsts {
     cutoff: v128,
     magic: v128,
     log2e: v128,
-    ln2_hi: v128,
-    ln2_lo: v128,
+    neg_ln2_hi: v128,
+    neg_ln2_lo: v128,
     c: [v128; 5],
 }
 
@@ -43,9 +43,9 @@ impl ExpConsts {
             // exponent.
             magic: f32x4_splat(12_583_039.0),
             log2e: f32x4_splat(std::f32::consts::LOG2_E),
-            // ln 2 in two parts (Cephes' split, as `math::exp_core`).
-            ln2_hi: f32x4_splat(0.693_359_4),
-            ln2_lo: f32x4_splat(-2.121_944_4e-4),
+            // −ln 2 in two parts (Cephes' split, as `math::exp_core`).
+            neg_ln2_hi: f32x4_splat(-0.693_359_4),
+            neg_ln2_lo: f32x4_splat(2.121_944_4e-4),
             // XNNPACK's minimax coefficients, c5 … c1.
             c: [
                 k(0x3C07_CFCE),
@@ -58,22 +58,72 @@ impl ExpConsts {
     }
 }
 
+/// `a·b + c`: one fused multiply-add in the relaxed-SIMD build (where the CPU has one), a
+/// multiply and an add otherwise.
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        f32x4_relaxed_madd(a, b, c)
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+}
+
 /// `e^d` of four lanes, for `d ≤ 0` or −inf (not NaN: the caller's max is finite); lanes below
-/// −87 (where the arithmetic leaves the range of 2ⁿ) are masked to 0 at the end.
+/// −87 (where the arithmetic leaves the range of 2ⁿ) are masked to 0 at the end. Its
+/// multiply-adds are fused in the relaxed-SIMD build (each rounds once: as accurate or more).
 #[inline(always)]
 fn exp_nonpos4(d: v128, k: &ExpConsts) -> v128 {
-    let t = f32x4_add(f32x4_mul(d, k.log2e), k.magic);
+    let t = madd(d, k.log2e, k.magic);
     let s = i32x4_shl(t, 23);
     let n = f32x4_sub(t, k.magic);
-    let r = f32x4_sub(d, f32x4_mul(n, k.ln2_hi));
-    let r = f32x4_sub(r, f32x4_mul(n, k.ln2_lo));
+    let r = madd(n, k.neg_ln2_hi, d);
+    let r = madd(n, k.neg_ln2_lo, r);
     // eʳ ≈ 1 + r·p(r), p of degree 4, then e = s + (r·s)·p.
-    let mut p = f32x4_add(f32x4_mul(k.c[0], r), k.c[1]);
-    p = f32x4_add(f32x4_mul(p, r), k.c[2]);
-    p = f32x4_add(f32x4_mul(p, r), k.c[3]);
-    p = f32x4_add(f32x4_mul(p, r), k.c[4]);
-    let e = f32x4_add(f32x4_mul(f32x4_mul(r, s), p), s);
+    let mut p = madd(k.c[0], r, k.c[1]);
+    p = madd(p, r, k.c[2]);
+    p = madd(p, r, k.c[3]);
+    p = madd(p, r, k.c[4]);
+    let e = madd(f32x4_mul(r, s), p, s);
     v128_andnot(e, f32x4_lt(d, k.cutoff))
+}
+
+/// The largest of `xs`, NaN if one is NaN, −inf for none: `f32x4.pmax` (one instruction on
+/// x86, where WebAssembly's NaN-propagating `f32x4.max` is several) in two vectors of lanes, a
+/// NaN flag beside them; the last few elements one by one.
+pub(crate) fn max(xs: &[f32]) -> f32 {
+    let whole = xs.len() & !7;
+    let ninf = f32x4_splat(f32::NEG_INFINITY);
+    let (mut m0, mut m1, mut nan) = (ninf, ninf, f32x4_splat(0.0));
+    for c in xs[..whole].chunks_exact(8) {
+        // SAFETY: eight floats (chunks_exact); unaligned loads are allowed.
+        let (a, b) = unsafe {
+            (
+                v128_load(c.as_ptr().cast()),
+                v128_load(c.as_ptr().add(4).cast()),
+            )
+        };
+        m0 = f32x4_pmax(m0, a);
+        m1 = f32x4_pmax(m1, b);
+        nan = v128_or(nan, v128_or(f32x4_ne(a, a), f32x4_ne(b, b)));
+    }
+    let m = f32x4_pmax(m0, m1);
+    let mut best = f32x4_extract_lane::<0>(m)
+        .max(f32x4_extract_lane::<1>(m))
+        .max(f32x4_extract_lane::<2>(m).max(f32x4_extract_lane::<3>(m)));
+    let mut any_nan = v128_any_true(nan);
+    for &v in &xs[whole..] {
+        best = if v > best { v } else { best };
+        any_nan |= v.is_nan();
+    }
+    if any_nan {
+        f32::NAN
+    } else {
+        best
+    }
 }
 
 /// `out[i] = e^(row[i] − m)` for a row whose max `m` is finite, returning `Σ out[i]`.

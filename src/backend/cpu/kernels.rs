@@ -175,13 +175,17 @@ fn sum_lanes(xs: &[f32]) -> f64 {
 /// independent: they are computed in parallel pieces natively (`par_rows`).
 pub(crate) fn reduce(op: ReduceOp, x: &[f32], layout: &Layout, axes: &[usize]) -> Vec<f32> {
     let (outer, inner) = split_axes(layout, axes);
-    let mut inner_offsets = Vec::with_capacity(inner.numel());
-    inner.for_each_offset(|o| inner_offsets.push(o));
+    let count = inner.numel();
+    // Reduced elements at consecutive offsets: the lanes' loops over a slice (decided from the
+    // strides: no offset list, which for a whole-tensor reduction would be as long as the input).
+    let dense = inner.is_contiguous();
+    let mut inner_offsets = Vec::new();
+    if !dense {
+        inner_offsets.reserve(count);
+        inner.for_each_offset(|o| inner_offsets.push(o));
+    }
     let mut bases = Vec::with_capacity(outer.numel());
     for_each_offsets([&outer], |[base]| bases.push(base));
-    let count = inner_offsets.len();
-    // Reduced elements at consecutive offsets: the lanes' loops over a slice.
-    let dense = inner_offsets.iter().enumerate().all(|(i, &o)| o == i);
     let mut out = super::buffers::output(bases.len());
     par_rows(&mut out, 1, count, |first, piece| {
         let bases = &bases[first..];
@@ -251,6 +255,9 @@ fn softmax_rows_portable(
         };
         // Each pass a loop that vectorizes: the max, exp once per element into the output,
         // the sum in f64, then one multiplication by the reciprocal (no division per element).
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        let m = crate::ir::simd128::max(row);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         let m = extreme_lanes(row, true);
         let sum = if m.is_finite() {
             // Every x − m is ≤ 0 or −inf (not NaN): the lean exp (in the browser build, fused
