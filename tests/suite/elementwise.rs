@@ -233,6 +233,32 @@ pub async fn nan_and_inf(dev: &Device) {
         1e-6,
         0.0,
     );
+    // Down the columns (axis 0): the NaN in the first or the last row of its column.
+    let z = Tensor::from_vec(
+        vec![f32::NAN, 2.0, 3.0, 4.0, 1.0, 9.0, -1.0, 8.0, f32::NAN],
+        &[3, 3],
+        dev,
+    )
+    .unwrap();
+    for (what, t, want) in [
+        (
+            "max over axis 0 with NaN",
+            z.max(&[0], false),
+            [nan, 8.0, nan],
+        ),
+        (
+            "min over axis 0 with NaN",
+            z.min(&[0], false),
+            [nan, 1.0, nan],
+        ),
+        (
+            "sum over axis 0 with NaN",
+            z.sum(&[0], false),
+            [nan, 11.0, nan],
+        ),
+    ] {
+        assert_close(what, &read(&t.unwrap(), &[3]).await, &want, 1e-6, 0.0);
+    }
     let two = Tensor::scalar(2.0, dev).unwrap();
     assert_close(
         "maximum NaN",

@@ -80,6 +80,22 @@ pub async fn reductions(dev: &Device) {
             }
         }
     }
+    // A reduced block with more than a thousand kept columns after it (the CPU reduces such
+    // columns in blocks of 1,024, rows of the block read contiguously).
+    let shape = [3, 7, 1100];
+    let (y, dy) = rand_tensor(dev, &shape, 22, -2.0, 2.0);
+    for kind in ["sum", "mean", "max", "min"] {
+        let t = match kind {
+            "sum" => y.sum(&[1], false),
+            "mean" => y.mean(&[1], false),
+            "max" => y.max(&[1], false),
+            _ => y.min(&[1], false),
+        }
+        .unwrap();
+        let (want, s) = ref_reduce(&dy, &shape, &[1], false, kind);
+        let got = read(&t, &s).await;
+        assert_close(&format!("{kind} [1] of {shape:?}"), &got, &want, 1e-5, 1e-5);
+    }
     // Many outputs of moderate counts: each output takes a group of threads, several groups a
     // workgroup (the last workgroup partly idle), with a fused prologue and epilogue.
     let shape = [37, 300];

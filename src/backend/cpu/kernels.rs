@@ -179,6 +179,18 @@ pub(crate) fn reduce(op: ReduceOp, x: &[f32], layout: &Layout, axes: &[usize]) -
     // Reduced elements at consecutive offsets: the lanes' loops over a slice (decided from the
     // strides: no offset list, which for a whole-tensor reduction would be as long as the input).
     let dense = inner.is_contiguous();
+    if !dense && count > 0 {
+        if let Some((a, r, c)) = column_blocks(layout, axes) {
+            let mut out = super::buffers::output(a * c);
+            // Pieces of about 32K loads on threads natively, of at least 16 outputs (a cache
+            // line of each row) where a row has as many.
+            let g = c.min(16);
+            par_rows(&mut out, g, r * g, |first, chunk| {
+                reduce_columns(op, &x[layout.offset..], (r, c), first * g, chunk)
+            });
+            return out;
+        }
+    }
     let mut inner_offsets = Vec::new();
     if !dense {
         inner_offsets.reserve(count);
@@ -207,6 +219,79 @@ pub(crate) fn reduce(op: ReduceOp, x: &[f32], layout: &Layout, axes: &[usize]) -
         }
     });
     out
+}
+
+/// For a dense input whose reduced axes are one block with kept axes after it (e.g. a sum over
+/// the rows of a matrix, over a batch): the sizes `(a, r, c)` of the kept axes before the block,
+/// the block, and the kept axes after it. The input is then `a × r × c` row-major.
+fn column_blocks(layout: &Layout, axes: &[usize]) -> Option<(usize, usize, usize)> {
+    let (lo, hi) = (*axes.iter().min()?, *axes.iter().max()? + 1);
+    let rank = layout.shape.len();
+    if !layout.is_contiguous() || hi - lo != axes.len() || hi >= rank {
+        return None;
+    }
+    let size = |d: std::ops::Range<usize>| layout.shape[d].iter().product::<usize>();
+    Some((size(0..lo), size(lo..hi), size(hi..rank)))
+}
+
+/// Outputs `start..start + chunk.len()` of an `a × r × c` reduction over `r` (see
+/// [`column_blocks`]): each output row's columns are reduced together, `r` contiguous rows of up
+/// to [`COLUMNS`] columns at a time, so every load is a contiguous run (not a column walked
+/// with a stride of `c`). Sums go through f64 in the order of `r`, as the strided reference.
+fn reduce_columns(
+    op: ReduceOp,
+    x: &[f32],
+    (r, c): (usize, usize),
+    start: usize,
+    chunk: &mut [f32],
+) {
+    math::widest!(reduce_columns_portable(op, x, (r, c), start, chunk))
+}
+
+/// Columns a block of [`reduce_columns`] accumulates (8 KiB of f64 sums).
+const COLUMNS: usize = 1024;
+
+#[inline(always)]
+fn reduce_columns_portable(
+    op: ReduceOp,
+    x: &[f32],
+    (r, c): (usize, usize),
+    start: usize,
+    chunk: &mut [f32],
+) {
+    let mut acc = [0f64; COLUMNS];
+    let mut i = 0;
+    while i < chunk.len() {
+        let (a, c0) = ((start + i) / c, (start + i) % c);
+        let len = (c - c0).min(chunk.len() - i).min(COLUMNS);
+        let dst = &mut chunk[i..i + len];
+        let base = a * r * c + c0;
+        if op.is_sum() {
+            // −0 is the exact identity of IEEE addition (0 would turn a sum of −0s into +0).
+            let acc = &mut acc[..len];
+            acc.fill(-0.0);
+            for k in 0..r {
+                for (s, &v) in acc.iter_mut().zip(&x[base + k * c..base + k * c + len]) {
+                    *s += v as f64;
+                }
+            }
+            let scale = if op == ReduceOp::Mean { r as f64 } else { 1.0 };
+            for (d, &s) in dst.iter_mut().zip(acc.iter()) {
+                *d = (s / scale) as f32;
+            }
+        } else {
+            let max = op == ReduceOp::Max;
+            dst.copy_from_slice(&x[base..base + len]);
+            for k in 1..r {
+                for (m, &v) in dst.iter_mut().zip(&x[base + k * c..base + k * c + len]) {
+                    // NaN stays once it is in (neither comparison holds against it).
+                    let better = if max { v > *m } else { v < *m };
+                    *m = if better || v.is_nan() { v } else { *m };
+                }
+            }
+        }
+        i += len;
+    }
 }
 
 /// `op` over the dense rows `x[bases[r]..bases[r] + count]` into `piece[r]`, in lanes, compiled
