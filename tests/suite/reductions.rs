@@ -227,6 +227,21 @@ pub async fn softmax_stable(dev: &Device) {
     let got = read(&t.softmax(1).unwrap(), &[2, 4]).await;
     let want = ref_softmax(&row, &[2, 4], 1, false);
     assert_close("softmax with −inf and NaN", &got, &want, 1e-7, 1e-6);
+    // The same down the columns (axis 0 of the transposed values).
+    let col: Vec<f32> = (0..8).map(|i| row[(i % 2) * 4 + i / 2]).collect();
+    let t = Tensor::from_vec(col.clone(), &[4, 2], dev).unwrap();
+    for log in [false, true] {
+        let s = if log { t.log_softmax(0) } else { t.softmax(0) };
+        let got = read(&s.unwrap(), &[4, 2]).await;
+        let want = ref_softmax(&col, &[4, 2], 0, log);
+        assert_close(
+            "softmax over axis 0 with −inf and NaN",
+            &got,
+            &want,
+            1e-6,
+            1e-6,
+        );
+    }
     // More rows than one grid dimension holds (65,535 workgroups; one per row on a GPU): the
     // launch folds into rows of workgroups, every row computed once.
     let shape = [70_000, 3];

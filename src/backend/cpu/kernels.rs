@@ -381,6 +381,68 @@ fn softmax_rows_portable(
     }
 }
 
+/// Softmax (or its log) over `r` of dense blocks `r × c` (`x` and `out` hold whole blocks): for
+/// up to [`COLUMNS`] columns at a time, the columns' max, then `e^(x − max)` into `out` with its
+/// f64 sums, then the scaling — each pass over contiguous runs of the rows. The formulas of
+/// [`softmax_rows_portable`] (the lean exp where every column's max is finite).
+fn softmax_columns(x: &[f32], (r, c): (usize, usize), log: bool, out: &mut [f32]) {
+    math::widest!(softmax_columns_portable(x, (r, c), log, out))
+}
+
+#[inline(always)]
+fn softmax_columns_portable(x: &[f32], (r, c): (usize, usize), log: bool, out: &mut [f32]) {
+    let mut m = [0f32; COLUMNS];
+    let mut sums = [0f64; COLUMNS];
+    let mut scale = [0f32; COLUMNS];
+    for (xb, ob) in x.chunks(r * c).zip(out.chunks_mut(r * c)) {
+        for j0 in (0..c).step_by(COLUMNS) {
+            let len = COLUMNS.min(c - j0);
+            let at = |k: usize| k * c + j0..k * c + j0 + len;
+            let m = &mut m[..len];
+            m.copy_from_slice(&xb[at(0)]);
+            for k in 1..r {
+                for (m, &v) in m.iter_mut().zip(&xb[at(k)]) {
+                    *m = if v > *m || v.is_nan() { v } else { *m };
+                }
+            }
+            let lean = m.iter().all(|v| v.is_finite());
+            let sums = &mut sums[..len];
+            sums.fill(-0.0);
+            for k in 0..r {
+                let (src, dst) = (&xb[at(k)], &mut ob[at(k)]);
+                for (((e, &v), &mk), s) in
+                    dst.iter_mut().zip(src).zip(m.iter()).zip(sums.iter_mut())
+                {
+                    *e = if lean {
+                        math::exp_nonpos(v - mk)
+                    } else {
+                        math::exp(v - mk)
+                    };
+                    *s += *e as f64;
+                }
+            }
+            let scale = &mut scale[..len];
+            for (f, &s) in scale.iter_mut().zip(sums.iter()) {
+                *f = if log { s.ln() as f32 } else { (1.0 / s) as f32 };
+            }
+            for k in 0..r {
+                let (src, dst) = (&xb[at(k)], &mut ob[at(k)]);
+                if log {
+                    for (((o, &v), &mk), &lse) in
+                        dst.iter_mut().zip(src).zip(m.iter()).zip(scale.iter())
+                    {
+                        *o = v - mk - lse;
+                    }
+                } else {
+                    for (o, &f) in dst.iter_mut().zip(scale.iter()) {
+                        *o *= f;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// For each row along `axis`: `exp(x - max) / Σ exp(x - max)` (or its log). Rows are computed
 /// in parallel pieces natively, into a rows-last buffer that is the output when `axis` is the
 /// last dimension (else one scatter into place).
@@ -389,6 +451,19 @@ pub(crate) fn softmax(x: &[f32], layout: &Layout, axis: usize, log: bool) -> Vec
         return Vec::new();
     }
     let len = layout.shape[axis];
+    let rank = layout.shape.len();
+    if axis + 1 < rank && layout.is_contiguous() {
+        // Along an axis with others after it: the rows of each outer block reduced and
+        // scaled together, every load contiguous (not each row gathered with a stride).
+        let c = layout.shape[axis + 1..].iter().product::<usize>();
+        let x = &x[layout.offset..layout.offset + layout.numel()];
+        let mut out = super::buffers::output(layout.numel());
+        par_rows(&mut out, len * c, 4 * len * c, |first, piece| {
+            let x = &x[first * len * c..first * len * c + piece.len()];
+            softmax_columns(x, (len, c), log, piece)
+        });
+        return out;
+    }
     let (outer_in, row_in) = split_axes(layout, &[axis]);
     let si = row_in.strides[0];
     let mut bases = Vec::with_capacity(outer_in.numel());
