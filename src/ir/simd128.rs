@@ -61,7 +61,7 @@ impl ExpConsts {
 /// `a·b + c`: one fused multiply-add in the relaxed-SIMD build (where the CPU has one), a
 /// multiply and an add otherwise.
 #[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
+pub(crate) fn madd(a: v128, b: v128, c: v128) -> v128 {
     #[cfg(target_feature = "relaxed-simd")]
     {
         f32x4_relaxed_madd(a, b, c)

@@ -13,6 +13,7 @@
 //! twice, so the two builds may differ in the last bits; both are held to the suite's matmul
 //! tolerances against f64.
 
+use crate::ir::simd128::madd;
 use core::arch::wasm32::*;
 
 /// Rows of a micro-tile (accumulators: `MR × 2` vectors).
@@ -27,19 +28,6 @@ const KC: usize = 256;
 const MC: usize = 16 * MR;
 /// Columns of a packed block of B (`KC × NC`).
 const NC: usize = 512;
-
-/// `a · b + c`, fused where the build has relaxed SIMD.
-#[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
-    #[cfg(target_feature = "relaxed-simd")]
-    {
-        f32x4_relaxed_madd(a, b, c)
-    }
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    {
-        f32x4_add(f32x4_mul(a, b), c)
-    }
-}
 
 /// A strided matrix operand: element `(i, j)` is `data[offset + i·rs + j·cs]`.
 #[derive(Clone, Copy)]

@@ -526,13 +526,16 @@ pub(crate) fn matmul(
     } else {
         1
     };
+    #[cfg(target_arch = "wasm32")]
+    let threads = 1;
     let mut chunks = out.chunks_mut(m * n);
     for_each_offsets([&la.batch_to(batch), &lb.batch_to(batch)], |[oa, ob]| {
         let dst = chunks.next().expect("one output block per batch entry");
         // The browser build: our own WebAssembly SIMD product (fused multiply-adds where the
-        // build has relaxed SIMD); natively faer's.
-        #[cfg(target_arch = "wasm32")]
+        // build has relaxed SIMD); natively (and in a wasm build without SIMD) faer's.
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
+            let _ = threads;
             use super::gemm128::{gemm, Operand};
             let (lhs, rhs) = (
                 Operand {
@@ -550,7 +553,7 @@ pub(crate) fn matmul(
             );
             gemm(dst, m, n, k, lhs, rhs);
         }
-        #[cfg(not(target_arch = "wasm32"))]
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         {
             // SAFETY: every index oa + i*ars + j*acs (i < m, j < k) is below la.extent() ≤
             // a.len(), likewise for b; the slices outlive the views.
@@ -571,9 +574,10 @@ pub(crate) fn matmul(
 /// grid of `pr × pc` blocks, one a thread, each a sequential faer product that packs its own
 /// strips of the operands; the grid minimizes what a thread packs (`m/pr + n/pc` rows and
 /// columns of `k`), columns first on a tie. On more threads, faer's own parallel product.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn product(dst: faer::MatMut<f32>, lhs: faer::MatRef<f32>, rhs: faer::MatRef<f32>, threads: usize) {
     use faer::linalg::matmul::matmul;
+    #[cfg(not(target_arch = "wasm32"))]
     if threads > GRID_THREADS {
         let par = faer::Par::rayon(0);
         matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, par);
@@ -611,6 +615,7 @@ fn product(dst: faer::MatMut<f32>, lhs: faer::MatRef<f32>, rhs: faer::MatRef<f32
         });
         return;
     }
+    let _ = threads;
     matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, faer::Par::Seq);
 }
 

@@ -4,7 +4,7 @@
 
 mod buffers;
 mod fused;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod gemm128;
 pub(crate) mod kernels;
 
