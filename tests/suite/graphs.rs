@@ -17,6 +17,20 @@ pub async fn views_feed_compute(dev: &Device) {
         .map(|(&x, &y)| x as f64 + y as f64)
         .collect();
     assert_close("transpose + add", &got, &want, 1e-6, 1e-6);
+    // The same at a size the CPU copies in tiles first (batched, edges not multiples of 32).
+    let shape = [2, 130, 141];
+    let (big, dbig) = rand_tensor(dev, &shape, 14, -1.0, 1.0);
+    let (tbig, sbig) = ref_permute(&dbig, &shape, &[0, 2, 1]);
+    let got = read(
+        &big.transpose(1, 2)
+            .unwrap()
+            .mul(&big.transpose(1, 2).unwrap().exp().unwrap())
+            .unwrap(),
+        &sbig,
+    )
+    .await;
+    let want: Vec<f64> = tbig.iter().map(|&x| x as f64 * (x as f64).exp()).collect();
+    assert_close("large transpose · exp(transpose)", &got, &want, 1e-6, 1e-6);
     // reshape of a transposed view (needs a copy), then unary
     let got = read(
         &a.transpose(0, 1)

@@ -223,10 +223,24 @@ fn run(
             _ => None,
         })
         .collect();
-    let sources: Vec<Source> = insts
+    // Large transposed loads, copied once in tiles (read in chunks of output rows, each row of
+    // such a load would be a column of its input: a cache line per element).
+    let transposed: Vec<Option<Vec<f32>>> = insts
         .iter()
         .zip(&loads)
         .map(|(inst, layout)| match (inst, layout) {
+            (Inst::Load { slot, .. }, Some(l)) if n >= TILED_MIN && is_transposed(l) => {
+                Some(transpose_tiled(slots[*slot].0, l))
+            }
+            _ => None,
+        })
+        .collect();
+    let sources: Vec<Source> = insts
+        .iter()
+        .zip(&loads)
+        .zip(&transposed)
+        .map(|((inst, layout), t)| match (inst, layout) {
+            (Inst::Load { .. }, _) if t.is_some() => Source::Dense(t.as_deref().unwrap_or(&[])),
             (Inst::Load { slot, .. }, Some(l)) if l.is_contiguous() => {
                 Source::Dense(&slots[*slot].0[l.offset..l.offset + n])
             }
@@ -291,6 +305,67 @@ fn run(
             }
         }
     });
+    drop(sources);
+    for t in transposed.into_iter().flatten() {
+        drop(super::HostBuffer::new(t));
+    }
+    out
+}
+
+/// Loads of at least this many elements that are transposed are copied in tiles first.
+const TILED_MIN: usize = 1 << 14;
+
+/// Whether `layout` reads its last two dimensions transposed: the next-to-last has stride 1 and
+/// the last a larger one (a `transpose(-1, -2)` view of dense data, batch dimensions before).
+fn is_transposed(layout: &Layout) -> bool {
+    let r = layout.shape.len();
+    r >= 2
+        && layout.strides[r - 2] == 1
+        && layout.strides[r - 1] > 1
+        && layout.shape[r - 2] > 1
+        && layout.shape[r - 1] > 1
+}
+
+/// The dense row-major elements of a transposed layout ([`is_transposed`]), copied in 32 × 32
+/// tiles: each tile reads 32 contiguous runs of the input and writes 32 of the output.
+fn transpose_tiled(x: &[f32], layout: &Layout) -> Vec<f32> {
+    const T: usize = 32;
+    let r = layout.shape.len();
+    let (rows, cols) = (layout.shape[r - 2], layout.shape[r - 1]);
+    let step = layout.strides[r - 1];
+    let batch = Layout {
+        shape: layout.shape[..r - 2].to_vec(),
+        strides: layout.strides[..r - 2].to_vec(),
+        offset: layout.offset,
+    };
+    let mut out = super::buffers::output(layout.numel());
+    let mut blocks = out.chunks_mut((rows * cols).max(1));
+    batch.for_each_offset(|base| {
+        let dst = blocks.next().expect("one block per batch index");
+        // Pieces of whole rows on threads natively; within a piece, 32 × 32 tiles through a
+        // small buffer, so every read and write is a contiguous run (strided stores straight
+        // into `dst` would land, for power-of-two sizes, in one cache set).
+        kernels::par_rows(dst, cols, cols, |r0, piece| {
+            let mut tile = [0f32; T * T];
+            let rows_here = piece.len() / cols;
+            for i0 in (0..rows_here).step_by(T) {
+                let ti = T.min(rows_here - i0);
+                for j0 in (0..cols).step_by(T) {
+                    let tj = T.min(cols - j0);
+                    for j in 0..tj {
+                        let at = base + (j0 + j) * step + r0 + i0;
+                        for (di, &v) in x[at..at + ti].iter().enumerate() {
+                            tile[di * T + j] = v;
+                        }
+                    }
+                    for di in 0..ti {
+                        let row = (i0 + di) * cols + j0;
+                        piece[row..row + tj].copy_from_slice(&tile[di * T..di * T + tj]);
+                    }
+                }
+            }
+        });
+    });
     out
 }
 
@@ -350,6 +425,31 @@ fn gather_range(x: &[f32], layout: &Layout, start: usize, dst: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transposed layout copied in tiles holds its elements in row-major order: plain,
+    /// batched, a broadcast batch, an offset, sizes that are not multiples of the tile.
+    #[test]
+    fn transpose_tiled_matches_the_odometer() {
+        let x: Vec<f32> = (0..20000).map(|i| i as f32).collect();
+        let layouts = [
+            Layout::contiguous(&[40, 70]).permute(&[1, 0]),
+            Layout::contiguous(&[3, 33, 45]).permute(&[0, 2, 1]),
+            Layout::contiguous(&[33, 45])
+                .permute(&[1, 0])
+                .broadcast_to(&[2, 45, 33]),
+            Layout {
+                offset: 5,
+                ..Layout::contiguous(&[64, 65])
+            }
+            .permute(&[1, 0]),
+        ];
+        for layout in &layouts {
+            assert!(is_transposed(layout));
+            let mut want = Vec::new();
+            layout.for_each_offset(|o| want.push(x[o]));
+            assert_eq!(transpose_tiled(&x, layout), want, "{layout:?}");
+        }
+    }
 
     /// Every range of every layout kind (dense inner runs of a row broadcast, a column
     /// broadcast, a transposed view, an offset, a size-1 inner dimension) gathers the same
