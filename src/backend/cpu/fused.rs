@@ -239,17 +239,22 @@ fn run(
         .iter()
         .zip(&loads)
         .zip(&transposed)
-        .map(|((inst, layout), t)| match (inst, layout) {
-            (Inst::Load { .. }, _) if t.is_some() => Source::Dense(t.as_deref().unwrap_or(&[])),
-            (Inst::Load { slot, .. }, Some(l)) if l.is_contiguous() => {
-                Source::Dense(&slots[*slot].0[l.offset..l.offset + n])
+        .map(|((inst, layout), copy)| {
+            // A load copied in tiles reads the copy.
+            if let Some(copy) = copy {
+                return Source::Dense(copy);
             }
-            (Inst::Load { slot, .. }, Some(l)) if l.strides.iter().all(|&s| s == 0) => {
-                Source::Splat(slots[*slot].0[l.offset])
+            match (inst, layout) {
+                (Inst::Load { slot, .. }, Some(l)) if l.is_contiguous() => {
+                    Source::Dense(&slots[*slot].0[l.offset..l.offset + n])
+                }
+                (Inst::Load { slot, .. }, Some(l)) if l.strides.iter().all(|&s| s == 0) => {
+                    Source::Splat(slots[*slot].0[l.offset])
+                }
+                (Inst::Core, _) => Source::Dense(&core.expect("a core value")[..n]),
+                (Inst::Const(bits), _) => Source::Splat(f32::from_bits(*bits)),
+                _ => Source::Register,
             }
-            (Inst::Core, _) => Source::Dense(&core.expect("a core value")[..n]),
-            (Inst::Const(bits), _) => Source::Splat(f32::from_bits(*bits)),
-            _ => Source::Register,
         })
         .collect();
     let mut out = super::buffers::output(n);

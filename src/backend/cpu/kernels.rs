@@ -526,7 +526,7 @@ pub(crate) fn matmul(
     } else {
         1
     };
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
     let threads = 1;
     let mut chunks = out.chunks_mut(m * n);
     for_each_offsets([&la.batch_to(batch), &lb.batch_to(batch)], |[oa, ob]| {
@@ -535,7 +535,6 @@ pub(crate) fn matmul(
         // build has relaxed SIMD); natively (and in a wasm build without SIMD) faer's.
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
-            let _ = threads;
             use super::gemm128::{gemm, Operand};
             let (lhs, rhs) = (
                 Operand {
