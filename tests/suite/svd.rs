@@ -180,10 +180,9 @@ pub async fn svd_hard_spectra(dev: &Device) {
 /// known factors: ‖A − UΣVᵀ‖_F/‖A‖_F, max |UᵀU − I| and max |VVᵀ − I| within
 /// 5e-6·max(1, log₂ n), singular values within 1e-5·σ_max on our GPU kernel (2e-5 on the CPU and
 /// MLX, whose f32 LAPACK-style solvers land at ~1e-5). Sizes cover one workgroup per round and
-/// several, in the hardware configuration on every adapter: rounds in registers where the
-/// adapter has subgroups (lavapipe), else blocks of 8 and 4 columns through memory (32 and 64
-/// threads per column pair; SwiftShader in Chromium); on a software adapter the largest size
-/// runs again in its own configuration (blocks of 32 columns through memory).
+/// several, in the hardware configuration on every adapter (rounds through each block pair's
+/// Gram matrix, blocks of up to 16 columns); on a software adapter the largest size runs again
+/// in its own configuration (columns rotated through memory in blocks of 32).
 pub async fn svd_accuracy(dev: &Device) {
     let software = tmath::debug::is_software(dev);
     let sizes = [(96, 96), (128, 128), (280, 100), (60, 150), (300, 256)];

@@ -45,21 +45,16 @@ impl WgpuBackend {
             ctx.queue.submit([enc.finish()]);
             return Ok(ctx.new_encoder());
         }
-        // The block sizes of a software adapter, unless a test asks for the hardware ones.
+        // The rotation round through memory on a software adapter (unless a test asks for the
+        // hardware form), where it is the faster one; else through the Gram matrix.
         let software = ctx.is_software() && !cfg.svd_hardware_blocks();
-        // The round in registers where the adapter has subgroups (of at least
-        // `REG_MIN_SUBGROUP`, as its workgroup memory assumes) and the matrix fits, on hardware (on a software adapter
-        // only when a test asks for the hardware configuration: there it is the slower one);
-        // else the one through memory.
-        let rotate = if ctx.subgroup_min >= stage::REG_MIN_SUBGROUP
-            && !software
-            && stage::fits_registers(m, n)
-        {
-            stage::ROTATE_REG
-        } else {
+        let rotate = if software {
             stage::ROTATE
+        } else {
+            stage::ROTATE_GRAM
         };
-        let rounds = stage::rounds(cols, software, rotate);
+        let gram_wg = stage::gram_wg(cols, ctx.limits.max_compute_invocations_per_workgroup);
+        let rounds = stage::rounds(cols, rotate);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
         let aux = self.alloc("svd", 3 * cols)?;
@@ -82,7 +77,11 @@ impl WgpuBackend {
             epilogue: Program::default(),
             slots: vec![input.layout.clone()],
             out_shape: vec![crate::ir::svd_packed_len(m, n)],
-            wg: 256,
+            wg: if s == stage::ROTATE_GRAM {
+                gram_wg
+            } else {
+                256
+            },
             stage: s,
             cpu_lanes: ctx.cpu_lanes,
             software,
