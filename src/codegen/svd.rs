@@ -32,20 +32,6 @@ fn gram_block(cols: usize) -> usize {
     cols.div_ceil(2).max(2).next_power_of_two().min(16)
 }
 
-/// Threads per workgroup of the Gram form for a working matrix of `cols` columns on an adapter
-/// allowing `max_wg` invocations per workgroup.
-pub(crate) fn gram_wg(cols: usize, max_wg: u32) -> u32 {
-    let wg = std::env::var("TMATH_SVD_WG")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
-    if gram_block(cols) == 16 && max_wg >= wg {
-        wg
-    } else {
-        256
-    }
-}
-
 /// Columns per block of the form through memory ([`ROTATE`], software adapters): at most 32.
 /// Each round (one dispatch) runs `2·block − 1` or `block` inner rounds in every workgroup, with
 /// `256 / block` threads per column pair, and a sweep takes `2·cols/block − 1` rounds. A

@@ -1,8 +1,10 @@
 // One rotation round of the one-sided block Jacobi SVD through the block pair's Gram matrix.
 // Workgroup g takes block pair g of round rnd.r: its P = 2·BS columns of W (and of V).
 //  1. The pair's Gram matrix G = W_pᵀ·W_p (P × P), fresh from the columns: rows staged through
-//     workgroup memory in chunks of CR (column-major, padded), each of 4 row groups of threads
-//     summing 4 × 4 tiles of G over its rows, the groups' tiles then added in workgroup memory.
+//     workgroup memory in chunks of CR (column-major, padded), each of RGN row groups of threads
+//     (4 with 256 threads and P = 32) summing 4 × 4 tiles of G over its rows, the groups' tiles
+//     then added in workgroup memory. The layout serves workgroups of 256 to 1,024 threads (WG,
+//     from the kernel's description; the driver takes 256).
 //  2. The pairs whose columns are not orthogonal to ROT_TOL by G count as the sweep's rotations
 //     (the convergence test); none, and the round leaves the pair as it is.
 //  3. Inner rounds on G alone, in workgroup memory (no pass over the rows): P / 2 disjoint column

@@ -53,7 +53,6 @@ impl WgpuBackend {
         } else {
             stage::ROTATE_GRAM
         };
-        let gram_wg = stage::gram_wg(cols, ctx.limits.max_compute_invocations_per_workgroup);
         let rounds = stage::rounds(cols, rotate);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
@@ -77,11 +76,7 @@ impl WgpuBackend {
             epilogue: Program::default(),
             slots: vec![input.layout.clone()],
             out_shape: vec![crate::ir::svd_packed_len(m, n)],
-            wg: if s == stage::ROTATE_GRAM {
-                gram_wg
-            } else {
-                256
-            },
+            wg: 256,
             stage: s,
             cpu_lanes: ctx.cpu_lanes,
             software,
