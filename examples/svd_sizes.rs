@@ -98,7 +98,15 @@ fn main() -> tmath::Result<()> {
         _ => Device::best()?,
     };
     let max: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(512);
-    println!("device: {}", dev.adapter_name());
+    let storage = dev
+        .limits()
+        .into_iter()
+        .find(|(k, _)| *k == "max_compute_workgroup_storage_size")
+        .map_or(0, |(_, v)| v);
+    println!(
+        "device: {} (workgroup memory {storage} bytes)",
+        dev.adapter_name()
+    );
     let sizes = [
         (32, 32),
         (64, 64),

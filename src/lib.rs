@@ -57,10 +57,13 @@ pub mod debug {
         device.set_generic_kernels(on);
     }
 
-    /// Makes the GPU SVD on a software adapter take the rotation round a hardware adapter takes
-    /// (through each block pair's Gram matrix; by default a software adapter rotates columns
-    /// through memory in larger blocks, which is faster there), so that tests cover the hardware
-    /// configuration where CI has no GPU. No effect on hardware adapters or other backends.
+    /// Makes the GPU SVD on a software adapter take the configuration a hardware adapter takes:
+    /// up to 256 columns its rounds through each block pair's Gram matrix (where the adapter has
+    /// 32 KiB of workgroup memory), beyond that in registers where the adapter has subgroups
+    /// (lavapipe), else the hardware's column blocks (by default a software adapter takes larger
+    /// blocks through memory, since there each dispatch costs more than the work inside it), so
+    /// that tests cover the hardware configuration where CI has no GPU. No effect on hardware
+    /// adapters or other backends.
     pub fn set_svd_hardware_blocks(device: &crate::Device, on: bool) {
         device.set_svd_hardware_blocks(on);
     }

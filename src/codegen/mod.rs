@@ -232,7 +232,10 @@ impl KernelDesc {
             ),
             Body::Softmax { shape, axis, .. } => (Groups::Flat(n_out / shape[*axis].max(1)), slots),
             Body::MatMul { out_shape, .. } => (Groups::Grid(matmul::grid(self, out_shape)), slots),
-            Body::Svd { m, n } => (Groups::Flat(svd::groups(*m, *n, self.stage)), Bindings::Svd),
+            Body::Svd { m, n } => (
+                Groups::Flat(svd::groups(*m, *n, self.stage, self.software)),
+                Bindings::Svd,
+            ),
         };
         Launch { groups, bindings }
     }
@@ -356,7 +359,7 @@ pub(crate) fn render(d: &KernelDesc, variant: Variant) -> Source {
         Body::MatMul {
             a, b, out_shape, ..
         } => matmul::render(d, *a, *b, out_shape, &mut sz),
-        Body::Svd { m, n } => svd::render(*m, *n, &d.slots[0], d.stage, d.wg, &mut sz),
+        Body::Svd { m, n } => svd::render(*m, *n, &d.slots[0], d.stage, d.software, d.wg, &mut sz),
     };
     // The prelude's arithmetic XORs its operands with `tm_zero()`: 0 at run time, since the
     // output's binding holds at least the output (`out_len` elements of its own type; a pool

@@ -1,6 +1,6 @@
-// What both forms of the SVD's rotation round share (`svd.wgsl`'s round through memory and
-// `svd_gram.wgsl`'s through the Gram matrix): the working buffers, the round's uniform, the
-// converged flag, the round-robin pairing and the rotation.
+// What the three forms of the SVD's rotation round share (`svd.wgsl`'s through memory, the
+// register form generated in `svd.rs`, `svd_gram.wgsl`'s through the Gram matrix): the buffers, the round's uniform, the converged flag, the
+// round-robin pairing and the rotation.
 
 struct Round {
     r: u32,

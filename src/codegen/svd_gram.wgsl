@@ -2,9 +2,8 @@
 // Workgroup g takes block pair g of round rnd.r: its P = 2·BS columns of W (and of V).
 //  1. The pair's Gram matrix G = W_pᵀ·W_p (P × P), fresh from the columns: rows staged through
 //     workgroup memory in chunks of CR (column-major, padded), each of RGN row groups of threads
-//     (4 with 256 threads and P = 32) summing 4 × 4 tiles of G over its rows, the groups' tiles
-//     then added in workgroup memory. The layout serves workgroups of 256 to 1,024 threads (WG,
-//     from the kernel's description; the driver takes 256).
+//     (4 with P = 32) summing 4 × 4 tiles of G over its rows, the groups' tiles then added in
+//     workgroup memory.
 //  2. The pairs whose columns are not orthogonal to ROT_TOL by G count as the sweep's rotations
 //     (the convergence test); none, and the round leaves the pair as it is.
 //  3. Inner rounds on G alone, in workgroup memory (no pass over the rows): P / 2 disjoint column
@@ -13,7 +12,10 @@
 //     round visits every pair of the P columns (P − 1 inner rounds, so every block's own pairs
 //     are visited once per sweep), the others only the BS² pairs across the two blocks (BS inner
 //     rounds).
-//  4. W_p ← W_p·Q and V_p ← V_p·Q, one row per thread at a time.
+//  4. W_p ← W_p·Q and V_p ← V_p·Q: rows of W, then of V, staged in chunks as in step 1, each
+//     thread one row's four columns at a time.
+// Every chunk's loads are unrolled into registers (ld0, ld1, …: the driver's compiler keeps
+// arrays indexed in loops in slow local memory) and issued while the previous chunk is used.
 // G's later inner rounds work on updated entries rather than fresh dot products: their
 // rounding grows with the rotation angles, so it fades as the columns converge, and every
 // round's convergence test (step 2) uses fresh ones.
@@ -28,17 +30,21 @@ const CS4: u32 = CR / 4u + 1u;
 const TP: u32 = P / 4u;
 const GT: u32 = TP * TP;
 const RGN: u32 = min(WG / GT, CR / 4u);
-// Elements of a chunk each thread loads.
-const PER: u32 = CR * P / WG;
-// Elements of G (and of Q) each thread updates in an inner round (at least one slot).
+// Elements of G (and of Q) each thread visits in a pass over them (at least one slot).
 const PE: u32 = (P * P + WG - 1u) / WG;
+// vec4 per row of Q.
+const P4: u32 = P / 4u;
 
-// A chunk of rows (column-major, stride CS4 vec4), later Q (row-major, P/4 vec4 a row).
+// A chunk of rows (column-major, stride CS4 vec4).
 var<workgroup> tile: array<vec4<f32>, {TILE4}>;
 var<workgroup> gram: array<f32, {GP2}>;
+// The accumulated rotation Q (row-major, P4 vec4 a row).
+var<workgroup> qv: array<vec4<f32>, {GQ4}>;
 // Per column of the pair in an inner round: (own coefficient, partner's) in J, the partner.
 var<workgroup> coef: array<vec2<f32>, {GP}>;
 var<workgroup> partner: array<u32, {GP}>;
+// The inner round's column pairs (i < j).
+var<workgroup> pairs: array<vec2<u32>, {GPH}>;
 var<workgroup> found: atomic<u32>;
 var<workgroup> nfound: u32;
 
@@ -48,16 +54,6 @@ fn pair_col(l: u32, bp: vec2<u32>) -> u32 {
         return bp.x * BS + l;
     }
     return bp.y * BS + (l - BS);
-}
-
-// Element e of the chunk of rows from r0 (column e / CR, row e % CR of the chunk), 0 outside W.
-fn chunk_elem(e: u32, r0: u32, bp: vec2<u32>) -> f32 {
-    let c = pair_col(e / CR, bp);
-    let r = r0 + e % CR;
-    if (c < {COLS} && r < {ROWS}) {
-        return w[c * {ROWS} + r];
-    }
-    return 0.0;
 }
 
 // Row r of column c of W (r < ROWS) or of V (row r − ROWS); 0 outside both.
@@ -83,14 +79,45 @@ fn wv_set(c: u32, r: u32, x: f32) {
     }
 }
 
+// Element e of a chunk of rows from r0 (column e / CR, row e % CR): of W only (`wonly`, step
+// 1) or of W then V (step 4); 0 outside.
+fn chunk_get(e: u32, r0: u32, bp: vec2<u32>, wonly: bool) -> f32 {
+    let r = r0 + e % CR;
+    if (e >= CR * P || (wonly && r >= {ROWS})) {
+        return 0.0;
+    }
+    return wv_get(pair_col(e / CR, bp), r);
+}
+
+fn tile_put(e: u32, x: f32) {
+    if (e < CR * P) {
+        let rr = e % CR;
+        tile[(e / CR) * CS4 + rr / 4u][rr % 4u] = x;
+    }
+}
+
+// Row r of column l of the chunk.
+fn tile_get(l: u32, r: u32) -> f32 {
+    return tile[l * CS4 + r / 4u][r % 4u];
+}
+
 fn q_get(r: u32, c: u32) -> f32 {
     let e = r * P + c;
-    return tile[e / 4u][e % 4u];
+    return qv[e / 4u][e % 4u];
 }
 
 fn q_set(r: u32, c: u32, x: f32) {
     let e = r * P + c;
-    tile[e / 4u][e % 4u] = x;
+    qv[e / 4u][e % 4u] = x;
+}
+
+// Row a of a thread's 4 × 4 tile of G into G (added to what is there with `add`).
+fn gram_put(a: u32, tb: u32, x: vec4<f32>, add: bool) {
+    let e = a * P + tb;
+    gram[e] = select(x.x, x.x + gram[e], add);
+    gram[e + TP] = select(x.y, x.y + gram[e + TP], add);
+    gram[e + 2u * TP] = select(x.z, x.z + gram[e + 2u * TP], add);
+    gram[e + 3u * TP] = select(x.w, x.w + gram[e + 3u * TP], add);
 }
 
 @compute @workgroup_size(WG)
@@ -108,44 +135,39 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let bp = pair_of(rnd.r, g, nb + (nb & 1u));
 
     // 1. The Gram matrix: thread (tile ta, tb; row group rg) sums rows a = ta + TP·i, columns
-    // b = tb + TP·j (i, j < 4) over rows 4·(rg + 4k) .. of each chunk.
+    // b = tb + TP·j (i, j < 4) over the vec4 rows rg, rg + RGN, … of each chunk.
     let gl = lid % GT;
     let rg = lid / GT;
     let ta = gl / TP;
     let tb = gl % TP;
-    var acc: array<vec4<f32>, 4>;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        acc[i] = vec4<f32>(0.0);
-    }
-    // Each chunk's rows are loaded into registers while the previous chunk is summed.
-    var ld: array<f32, PER>;
-    for (var k = 0u; k < PER; k = k + 1u) {
-        ld[k] = chunk_elem(lid + WG * k, 0u, bp);
-    }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+{DECL}
+    var rn = 0u;
+{FETCH_W}
     for (var r0 = 0u; r0 < {ROWS}; r0 = r0 + CR) {
-        for (var k = 0u; k < PER; k = k + 1u) {
-            let e = lid + WG * k;
-            let rr = e % CR;
-            tile[(e / CR) * CS4 + rr / 4u][rr % 4u] = ld[k];
-        }
+{STORE}
         workgroupBarrier();
-        if (r0 + CR < {ROWS}) {
-            for (var k = 0u; k < PER; k = k + 1u) {
-                ld[k] = chunk_elem(lid + WG * k, r0 + CR, bp);
-            }
+        rn = r0 + CR;
+        if (rn < {ROWS}) {
+{FETCH_W}
         }
         if (rg < RGN) {
             for (var q = rg; q < CR / 4u; q = q + RGN) {
-                var av: array<vec4<f32>, 4>;
-                for (var i = 0u; i < 4u; i = i + 1u) {
-                    av[i] = tile[(ta + TP * i) * CS4 + q];
-                }
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    let bv = tile[(tb + TP * j) * CS4 + q];
-                    for (var i = 0u; i < 4u; i = i + 1u) {
-                        acc[i][j] = acc[i][j] + dot(av[i], bv);
-                    }
-                }
+                let a0 = tile[ta * CS4 + q];
+                let a1 = tile[(ta + TP) * CS4 + q];
+                let a2 = tile[(ta + 2u * TP) * CS4 + q];
+                let a3 = tile[(ta + 3u * TP) * CS4 + q];
+                let b0 = tile[tb * CS4 + q];
+                let b1 = tile[(tb + TP) * CS4 + q];
+                let b2 = tile[(tb + 2u * TP) * CS4 + q];
+                let b3 = tile[(tb + 3u * TP) * CS4 + q];
+                acc0 = acc0 + vec4<f32>(dot(a0, b0), dot(a0, b1), dot(a0, b2), dot(a0, b3));
+                acc1 = acc1 + vec4<f32>(dot(a1, b0), dot(a1, b1), dot(a1, b2), dot(a1, b3));
+                acc2 = acc2 + vec4<f32>(dot(a2, b0), dot(a2, b1), dot(a2, b2), dot(a2, b3));
+                acc3 = acc3 + vec4<f32>(dot(a3, b0), dot(a3, b1), dot(a3, b2), dot(a3, b3));
             }
         }
         workgroupBarrier();
@@ -153,16 +175,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     // The row groups' tiles meet in G: the last group writes, the others add in turn.
     for (var s = RGN; s > 0u; s = s - 1u) {
         if (rg == s - 1u) {
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    let e = (ta + TP * i) * P + tb + TP * j;
-                    var x = acc[i][j];
-                    if (s < RGN) {
-                        x = x + gram[e];
-                    }
-                    gram[e] = x;
-                }
-            }
+            gram_put(ta, tb, acc0, s < RGN);
+            gram_put(ta + TP, tb, acc1, s < RGN);
+            gram_put(ta + 2u * TP, tb, acc2, s < RGN);
+            gram_put(ta + 3u * TP, tb, acc3, s < RGN);
         }
         workgroupBarrier();
     }
@@ -200,7 +216,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
 
-    // 3. Inner rounds on G and Q.
+    // 3. Inner rounds on G and Q. The round's P / 2 column pairs cut G into 2 × 2 blocks
+    // (rows of one pair, columns of another) and Q's rows into pairs of entries: each block is
+    // updated in place by one thread from its own four entries, so a round takes two barriers.
     let first = rnd.r == 0u;
     let inner = select(BS, P - 1u, first);
     for (var iq = 0u; iq < inner; iq = iq + 1u) {
@@ -213,6 +231,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             let i = min(ij.x, ij.y);
             let j = max(ij.x, ij.y);
+            pairs[lid] = vec2<u32>(i, j);
             let t = vec3<f32>(gram[i * P + i], gram[j * P + j], gram[i * P + j]);
             if (rotates(t)) {
                 let cs = rotation(t);
@@ -228,70 +247,88 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
         workgroupBarrier();
-        var gn: array<f32, PE>;
-        var qn: array<f32, PE>;
-        for (var k = 0u; k < PE; k = k + 1u) {
-            let e = lid + WG * k;
-            if (e < P * P) {
-                let a = e / P;
-                let b = e % P;
-                let ca = coef[a];
-                let cb = coef[b];
-                let pa = partner[a];
-                let pb = partner[b];
-                var x: f32;
-                if (pa != a && pa == b) {
-                    // The rotated pair's own entry: annihilated.
-                    x = 0.0;
-                } else if (pa != a && a == b) {
-                    // Its diagonal: G_ii − t·G_ij and G_jj + t·G_ij.
-                    x = gram[e] + ca.y / ca.x * gram[a * P + pa];
-                } else {
-                    x = ca.x * (cb.x * gram[e] + cb.y * gram[a * P + pb])
-                        + ca.y * (cb.x * gram[pa * P + b] + cb.y * gram[pa * P + pb]);
-                }
-                gn[k] = x;
-                // Q·J: entry (a, b) of Q is row a, column b.
-                qn[k] = cb.x * q_get(a, b) + cb.y * q_get(a, pb);
+        for (var k = lid; k < (P / 2u) * (P / 2u); k = k + WG) {
+            let ra = pairs[k / (P / 2u)];
+            let cb = pairs[k % (P / 2u)];
+            let a_rot = partner[ra.x] != ra.x;
+            let b_rot = partner[cb.x] != cb.x;
+            if (!a_rot && !b_rot) {
+                continue;
             }
+            if (ra.x == cb.x) {
+                // A rotated pair's own block: its entry annihilated, its diagonal by the 2 × 2
+                // formula (G_ii − t·G_ij, G_jj + t·G_ij).
+                let i = ra.x;
+                let j = ra.y;
+                let t = coef[j].y / coef[j].x;
+                let gij = gram[i * P + j];
+                gram[i * P + i] = gram[i * P + i] - t * gij;
+                gram[j * P + j] = gram[j * P + j] + t * gij;
+                gram[i * P + j] = 0.0;
+                gram[j * P + i] = 0.0;
+                continue;
+            }
+            let g00 = gram[ra.x * P + cb.x];
+            let g01 = gram[ra.x * P + cb.y];
+            let g10 = gram[ra.y * P + cb.x];
+            let g11 = gram[ra.y * P + cb.y];
+            // Rows: (Jᵀ·G) mixes row i with its partner; columns: (G·J) column b with its own.
+            let ci = coef[ra.x];
+            let cj = coef[ra.y];
+            let cx = coef[cb.x];
+            let cy = coef[cb.y];
+            let h00 = cx.x * g00 + cx.y * g01;
+            let h01 = cy.x * g01 + cy.y * g00;
+            let h10 = cx.x * g10 + cx.y * g11;
+            let h11 = cy.x * g11 + cy.y * g10;
+            gram[ra.x * P + cb.x] = ci.x * h00 + ci.y * h10;
+            gram[ra.x * P + cb.y] = ci.x * h01 + ci.y * h11;
+            gram[ra.y * P + cb.x] = cj.x * h10 + cj.y * h00;
+            gram[ra.y * P + cb.y] = cj.x * h11 + cj.y * h01;
         }
-        workgroupBarrier();
-        for (var k = 0u; k < PE; k = k + 1u) {
-            let e = lid + WG * k;
-            if (e < P * P) {
-                gram[e] = gn[k];
-                q_set(e / P, e % P, qn[k]);
+        // Q ← Q·J: row r's entries of each rotated pair.
+        for (var k = lid; k < P * (P / 2u); k = k + WG) {
+            let r = k / (P / 2u);
+            let cb = pairs[k % (P / 2u)];
+            if (partner[cb.x] != cb.x) {
+                let cx = coef[cb.x];
+                let cy = coef[cb.y];
+                let q0 = q_get(r, cb.x);
+                let q1 = q_get(r, cb.y);
+                q_set(r, cb.x, cx.x * q0 + cx.y * q1);
+                q_set(r, cb.y, cy.x * q1 + cy.y * q0);
             }
         }
         workgroupBarrier();
     }
 
-    // 4. W_p ← W_p·Q and V_p ← V_p·Q: rows 0 … ROWS − 1 of W, then COLS of V, two rows per
-    // thread at a time (both rows' loads in flight together).
-    var cols: array<u32, P>;
-    for (var l = 0u; l < P; l = l + 1u) {
-        cols[l] = pair_col(l, bp);
-    }
-    for (var r = lid; r < {ROWS} + {COLS}; r = r + 2u * WG) {
-        let r2 = r + WG;
-        var x: array<f32, P>;
-        var x2: array<f32, P>;
-        for (var l = 0u; l < P; l = l + 1u) {
-            x[l] = wv_get(cols[l], r);
-            x2[l] = wv_get(cols[l], r2);
+    // 4. W_p ← W_p·Q and V_p ← V_p·Q, chunk by chunk: thread item (row r, columns 4·c4 …)
+    // sums its row of the chunk times those columns of Q.
+    let nrows = {ROWS} + {COLS};
+    rn = 0u;
+{FETCH_WV}
+    for (var r0 = 0u; r0 < nrows; r0 = r0 + CR) {
+{STORE}
+        workgroupBarrier();
+        rn = r0 + CR;
+        if (rn < nrows) {
+{FETCH_WV}
         }
-        for (var m4 = 0u; m4 < P / 4u; m4 = m4 + 1u) {
+        for (var it = lid; it < CR * P4; it = it + WG) {
+            let r = it % CR;
+            let c4 = it / CR;
             var y = vec4<f32>(0.0);
-            var y2 = vec4<f32>(0.0);
-            for (var l = 0u; l < P; l = l + 1u) {
-                let q = tile[l * (P / 4u) + m4];
-                y = y + x[l] * q;
-                y2 = y2 + x2[l] * q;
+            for (var l = 0u; l < P; l = l + 4u) {
+                y = y + tile_get(l, r) * qv[l * P4 + c4] + tile_get(l + 1u, r) * qv[(l + 1u) * P4 + c4]
+                    + tile_get(l + 2u, r) * qv[(l + 2u) * P4 + c4]
+                    + tile_get(l + 3u, r) * qv[(l + 3u) * P4 + c4];
             }
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                wv_set(cols[4u * m4 + c], r, y[c]);
-                wv_set(cols[4u * m4 + c], r2, y2[c]);
-            }
+            let row = r0 + r;
+            wv_set(pair_col(4u * c4, bp), row, y.x);
+            wv_set(pair_col(4u * c4 + 1u, bp), row, y.y);
+            wv_set(pair_col(4u * c4 + 2u, bp), row, y.z);
+            wv_set(pair_col(4u * c4 + 3u, bp), row, y.w);
         }
+        workgroupBarrier();
     }
 }

@@ -180,16 +180,19 @@ pub async fn svd_hard_spectra(dev: &Device) {
 /// known factors: ‖A − UΣVᵀ‖_F/‖A‖_F, max |UᵀU − I| and max |VVᵀ − I| within
 /// 5e-6·max(1, log₂ n), singular values within 1e-5·σ_max on our GPU kernel (2e-5 on the CPU and
 /// MLX, whose f32 LAPACK-style solvers land at ~1e-5). Sizes cover one workgroup per round and
-/// several, in the hardware configuration on every adapter (rounds through each block pair's
-/// Gram matrix, blocks of up to 16 columns); on a software adapter the largest size runs again
-/// in its own configuration (columns rotated through memory in blocks of 32).
+/// several, in the hardware configuration on every adapter: up to 256 columns rounds through
+/// each block pair's Gram matrix (blocks of up to 16 columns) where the adapter has 32 KiB of
+/// workgroup memory, the largest size (264 columns) rounds in registers where it has subgroups
+/// (lavapipe), else blocks of 4 columns through memory (64 threads per column pair; SwiftShader
+/// in Chromium); on a software adapter the largest size runs again in its own configuration
+/// (blocks of 32 columns through memory).
 pub async fn svd_accuracy(dev: &Device) {
     let software = tmath::debug::is_software(dev);
-    let sizes = [(96, 96), (128, 128), (280, 100), (60, 150), (300, 256)];
+    let sizes = [(96, 96), (128, 128), (280, 100), (60, 150), (300, 264)];
     let runs = sizes
         .iter()
         .map(|&s| (s, true))
-        .chain(software.then_some(((300, 256), false)));
+        .chain(software.then_some(((300, 264), false)));
     for (i, ((m, n), hardware_blocks)) in runs.enumerate() {
         tmath::debug::set_svd_hardware_blocks(dev, hardware_blocks);
         let k = m.min(n);

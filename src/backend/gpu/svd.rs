@@ -12,10 +12,10 @@ use crate::error::Result;
 use crate::program::Value;
 use crate::schedule::{Body, Program};
 
-/// The most sweeps of the Jacobi SVD; it stops once a sweep rotates nothing (the Gram form,
-/// modelled in numpy: 13 at 512² on Gaussian input, 18 on a graded spectrum). Browsers record
-/// all of them, where a converged sweep still costs its (empty) dispatches: with blocks of 16
-/// columns that is 32 a sweep at 512² (the bound was 20 when a sweep there took 128).
+/// The most sweeps of the Jacobi SVD; it stops once a sweep rotates nothing (on the H100, 512²:
+/// 15 on Gaussian input, 18 on a graded spectrum, blocks of 4). Browsers record all of them,
+/// where a converged sweep still costs its (empty) dispatches; the bound is the same there (it
+/// was 20, too close to the 18 a graded 512² takes).
 const SVD_MAX_SWEEPS: usize = 30;
 /// Sweeps per submission natively: the host reads the flag of one submission while the GPU
 /// runs the next, so after convergence at most twice this many sweeps too many are recorded
@@ -43,15 +43,25 @@ impl WgpuBackend {
             ctx.queue.submit([enc.finish()]);
             return Ok(ctx.new_encoder());
         }
-        // The rotation round through memory on a software adapter (unless a test asks for the
-        // hardware form), where it is the faster one; else through the Gram matrix.
+        // The block sizes of a software adapter, unless a test asks for the hardware ones.
         let software = ctx.is_software() && !cfg.svd_hardware_blocks();
+        // On hardware (or where a test asks for its configuration): the round through the Gram
+        // matrix for up to `GRAM_MAX_COLS` columns where the adapter has the workgroup memory,
+        // else the round in registers where it has subgroups (of at least `REG_MIN_SUBGROUP`,
+        // as its workgroup memory assumes) and the matrix fits; else, and on software adapters
+        // (where it is the faster one), the round through memory.
         let rotate = if software {
             stage::ROTATE
-        } else {
+        } else if cols <= stage::GRAM_MAX_COLS
+            && ctx.limits.max_compute_workgroup_storage_size >= stage::GRAM_STORAGE
+        {
             stage::ROTATE_GRAM
+        } else if ctx.subgroup_min >= stage::REG_MIN_SUBGROUP && stage::fits_registers(m, n) {
+            stage::ROTATE_REG
+        } else {
+            stage::ROTATE
         };
-        let rounds = stage::rounds(cols, rotate);
+        let rounds = stage::rounds(cols, software, rotate);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
         let aux = self.alloc("svd", 3 * cols)?;
