@@ -38,8 +38,8 @@ pub(crate) const ROTATE_GRAM: u32 = 7;
 /// rows where the register form's hardly do.
 pub(crate) const GRAM_MAX_COLS: usize = 256;
 
-/// Workgroup memory the Gram form needs (17,416 bytes with blocks of 16: a chunk of rows, G
-/// and Q), rounded up to what hardware adapters offer (32 KiB; WebGPU's default is 16).
+/// Workgroup memory the Gram form needs (about 17 KB with blocks of 16: a chunk of rows, G and
+/// Q), rounded up to what hardware adapters offer (32 KiB; WebGPU's default is 16).
 pub(crate) const GRAM_STORAGE: u32 = 32 * 1024;
 
 /// Columns per block of the Gram form: 16 (a pair's Gram matrix and its rotations, 32 × 32, fit
@@ -121,7 +121,8 @@ fn block(cols: usize, software: bool) -> usize {
         .min(block_cap(cols, software))
 }
 
-/// The columns per block of rotation stage `stage` ([`ROTATE`] or [`ROTATE_REG`]).
+/// The columns per block of rotation stage `stage` ([`ROTATE`], [`ROTATE_REG`] or
+/// [`ROTATE_GRAM`]).
 fn block_of(cols: usize, software: bool, stage: u32) -> usize {
     match stage {
         ROTATE_REG => reg_block(cols),
@@ -136,7 +137,8 @@ fn blocks2(cols: usize, software: bool, stage: u32) -> usize {
     nb + (nb & 1)
 }
 
-/// Rotation rounds per sweep (dispatches of `stage`, [`ROTATE`] or [`ROTATE_REG`]).
+/// Rotation rounds per sweep (dispatches of `stage`, [`ROTATE`], [`ROTATE_REG`] or
+/// [`ROTATE_GRAM`]).
 pub(crate) fn rounds(cols: usize, software: bool, stage: u32) -> usize {
     blocks2(cols, software, stage) - 1
 }
