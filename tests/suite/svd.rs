@@ -73,13 +73,43 @@ async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: 
     s
 }
 
+/// The SVD configurations a test runs in: the device's own, and on a software adapter also the
+/// hardware adapters' (`debug::set_svd_hardware_blocks`: rounds through the Gram matrix, in
+/// registers), so that CI, which has no GPU, puts every rotation round through these inputs.
+fn svd_configs(dev: &Device) -> Vec<bool> {
+    if tmath::debug::is_software(dev) {
+        vec![false, true]
+    } else {
+        vec![false]
+    }
+}
+
+/// `check_svd` in each of [`svd_configs`]; the singular values of each.
+async fn check_svd_configs(
+    dev: &Device,
+    what: &str,
+    a: &Tensor,
+    da: &[f32],
+    (m, n): (usize, usize),
+    tol: f64,
+) -> Vec<Vec<f32>> {
+    let mut out = vec![];
+    for hardware_blocks in svd_configs(dev) {
+        tmath::debug::set_svd_hardware_blocks(dev, hardware_blocks);
+        let what = format!("{what} (hardware blocks: {hardware_blocks})");
+        out.push(check_svd(&what, a, da, m, n, tol).await);
+        tmath::debug::set_svd_hardware_blocks(dev, false);
+    }
+    out
+}
+
 pub async fn svd_shapes(dev: &Device) {
     for (i, &(m, n)) in [(1, 1), (16, 16), (8, 20), (30, 7), (1, 9), (9, 1), (33, 31)]
         .iter()
         .enumerate()
     {
         let (a, da) = rand_tensor(dev, &[m, n], 200 + i as u64, -1.0, 1.0);
-        check_svd(&format!("svd {m}x{n}"), &a, &da, m, n, 1e-5).await;
+        check_svd_configs(dev, &format!("svd {m}x{n}"), &a, &da, (m, n), 1e-5).await;
     }
 }
 
@@ -165,13 +195,14 @@ pub async fn svd_hard_spectra(dev: &Device) {
     for (i, (what, m, n, sv)) in cases.iter().enumerate() {
         let da = with_spectrum(*m, *n, sv, 300 + i as u64);
         let a = Tensor::from_vec(da.clone(), &[*m, *n], dev).unwrap();
-        let s = check_svd(what, &a, &da, *m, *n, 1e-5).await;
         let smax = sv[0].max(1e-30);
-        for (j, (&g, &w)) in s.iter().zip(sv).enumerate() {
-            assert!(
-                (g as f64 - w).abs() <= 1e-5 * smax.max(1.0),
-                "{what}: s[{j}] = {g}, want {w}"
-            );
+        for s in check_svd_configs(dev, what, &a, &da, (*m, *n), 1e-5).await {
+            for (j, (&g, &w)) in s.iter().zip(sv).enumerate() {
+                assert!(
+                    (g as f64 - w).abs() <= 1e-5 * smax.max(1.0),
+                    "{what}: s[{j}] = {g}, want {w}"
+                );
+            }
         }
     }
 }
