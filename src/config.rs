@@ -91,6 +91,9 @@ pub(crate) struct Config {
     /// The SVD takes the block sizes of a hardware adapter even on a software one (tests cover
     /// both configurations on the adapters CI has).
     svd_hardware_blocks: AtomicBool,
+    /// The SVD takes the split form of the Gram round at every size where it takes the Gram
+    /// round (tests put small and degenerate inputs through it).
+    svd_split: AtomicBool,
     /// Quick first runs (see `debug::set_quick_first`): 0 on hardware adapters (the default),
     /// 1 on every adapter, 2 never.
     quick_first: AtomicU8,
@@ -146,6 +149,15 @@ impl Config {
     #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn svd_hardware_blocks(&self) -> bool {
         self.svd_hardware_blocks.load(Ordering::Relaxed)
+    }
+
+    pub fn set_svd_split(&self, on: bool) {
+        self.svd_split.store(on, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn svd_split(&self) -> bool {
+        self.svd_split.load(Ordering::Relaxed)
     }
 
     /// `None`: quick first runs on hardware adapters only (the default); `Some(on)`: on every

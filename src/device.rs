@@ -157,6 +157,11 @@ impl Device {
         self.inner.config.set_svd_hardware_blocks(on);
     }
 
+    /// See [`crate::debug::set_svd_split`].
+    pub(crate) fn set_svd_split(&self, on: bool) {
+        self.inner.config.set_svd_split(on);
+    }
+
     /// See [`crate::debug::set_quick_first`].
     pub(crate) fn set_quick_first(&self, mode: Option<bool>) {
         self.inner.config.set_quick_first(mode);

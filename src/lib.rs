@@ -58,14 +58,24 @@ pub mod debug {
     }
 
     /// Makes the GPU SVD on a software adapter take the configuration a hardware adapter takes:
-    /// up to 256 columns its rounds through each block pair's Gram matrix (where the adapter has
-    /// 32 KiB of workgroup memory), beyond that in registers where the adapter has subgroups
-    /// (lavapipe), else the hardware's column blocks (by default a software adapter takes larger
-    /// blocks through memory, since there each dispatch costs more than the work inside it), so
-    /// that tests cover the hardware configuration where CI has no GPU. No effect on hardware
-    /// adapters or other backends.
+    /// its rounds through each block pair's Gram matrix (where the adapter has 32 KiB of
+    /// workgroup memory; one dispatch a round up to 128 columns, two beyond), else the
+    /// hardware's column blocks (by default a software adapter takes larger blocks through
+    /// memory, since there each dispatch costs more than the work inside it), so that tests
+    /// cover the hardware configuration where CI has no GPU. No effect on hardware adapters or
+    /// other backends.
     pub fn set_svd_hardware_blocks(device: &crate::Device, on: bool) {
         device.set_svd_hardware_blocks(on);
+    }
+
+    /// Makes the GPU SVD take the split form of its rounds through the Gram matrix (two
+    /// dispatches a round, each block pair's rows spread over several workgroups) at every size
+    /// where it takes those rounds, not only beyond 128 columns, so that tests put small and
+    /// degenerate inputs through it. No effect where the SVD takes its rounds through memory
+    /// (software adapters unless [`set_svd_hardware_blocks`] is on, adapters with less than
+    /// 32 KiB of workgroup memory) or on other backends.
+    pub fn set_svd_split(device: &crate::Device, on: bool) {
+        device.set_svd_split(on);
     }
 
     /// With [`JitMode::On`](crate::JitMode::On), a matmul whose specialized pipeline is not

@@ -14,6 +14,12 @@
 //     rounds).
 //  4. W_p ← W_p·Q and V_p ← V_p·Q: rows of W, then of V, staged in chunks as in step 1, each
 //     thread one row's four columns at a time.
+// The split form (larger matrices: two dispatches a round, so that more workgroups than block
+// pairs share the rows): stage PART forms each pair's partial Gram matrices over slices of SR
+// rows of W (a workgroup per pair and slice, into `aux` beyond its 3·COLS entries); stage
+// APPLY, a workgroup per pair and slice of SR rows of W then V, adds the pair's partial
+// matrices, runs steps 2–3 itself (every slice's workgroup the same rotations from the same
+// sums; the first counts them) and step 4 on its slice.
 // Every chunk's loads are unrolled into registers (ld0, ld1, …: the driver's compiler keeps
 // arrays indexed in loops in slow local memory) and issued while the previous chunk is used.
 // G's later inner rounds work on updated entries rather than fresh dot products: their
@@ -25,6 +31,10 @@ const BS: u32 = {GBS}u;
 const WG: u32 = {GWG}u;
 // Rows per chunk, and the padded column stride of a chunk in vec4 (CR / 4 + 1: conflict-free).
 const CR: u32 = 64u;
+// The stage: 6 one dispatch a round (steps 1–4), 7 PART, 8 APPLY; rows per slice of PART and
+// APPLY.
+const GSTAGE: u32 = {GSTAGE}u;
+const SR: u32 = {GSR}u;
 const CS4: u32 = CR / 4u + 1u;
 // 4 × 4 tiles per side of G, TP² of them; threads summing them in RGN row groups.
 const TP: u32 = P / 4u;
@@ -79,11 +89,11 @@ fn wv_set(c: u32, r: u32, x: f32) {
     }
 }
 
-// Element e of a chunk of rows from r0 (column e / CR, row e % CR): of W only (`wonly`, step
-// 1) or of W then V (step 4); 0 outside.
-fn chunk_get(e: u32, r0: u32, bp: vec2<u32>, wonly: bool) -> f32 {
+// Element e of a chunk of rows from r0 (column e / CR, row e % CR): rows of W, then of V,
+// before `re`; 0 outside.
+fn chunk_get(e: u32, r0: u32, bp: vec2<u32>, re: u32) -> f32 {
     let r = r0 + e % CR;
-    if (e >= CR * P || (wonly && r >= {ROWS})) {
+    if (e >= CR * P || r >= re) {
         return 0.0;
     }
     return wv_get(pair_col(e / CR, bp), r);
@@ -120,22 +130,29 @@ fn gram_put(a: u32, tb: u32, x: vec4<f32>, add: bool) {
     gram[e + 3u * TP] = select(x.w, x.w + gram[e + 3u * TP], add);
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
-    if (lid == 0u) {
-        converged = atomicLoad(&counter[1]);
-        atomicStore(&found, 0u);
-    }
-    if (workgroupUniformLoad(&converged) != 0u) {
-        return;
-    }
+// Block pairs of a round, and slices of SR rows of W (PART) and of W then V (APPLY).
+fn npairs() -> u32 {
     let nb = ({COLS} + BS - 1u) / BS;
-    let bp = pair_of(rnd.r, g, nb + (nb & 1u));
+    return (nb + (nb & 1u)) / 2u;
+}
 
-    // 1. The Gram matrix: thread (tile ta, tb; row group rg) sums rows a = ta + TP·i, columns
-    // b = tb + TP·j (i, j < 4) over the vec4 rows rg, rg + RGN, … of each chunk.
+fn wslices() -> u32 {
+    return ({ROWS} + SR - 1u) / SR;
+}
+
+fn wvslices() -> u32 {
+    return ({ROWS} + {COLS} + SR - 1u) / SR;
+}
+
+// Where in `aux` the split form keeps pair p's partial Gram matrix of slice s.
+fn part_at(p: u32, s: u32) -> u32 {
+    return 3u * {COLS} + (p * wslices() + s) * P * P;
+}
+
+// 1. G = the pair's columns' Gram matrix over rows [rb, re) of W: thread (tile ta, tb; row
+// group rg) sums rows a = ta + TP·i, columns b = tb + TP·j (i, j < 4) over the vec4 rows rg,
+// rg + RGN, … of each chunk; the row groups' tiles meet in `gram`.
+fn gram_rows(rb: u32, re: u32, bp: vec2<u32>, lid: u32) {
     let gl = lid % GT;
     let rg = lid / GT;
     let ta = gl / TP;
@@ -145,14 +162,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
 {DECL}
-    var rn = 0u;
-{FETCH_W}
-    for (var r0 = 0u; r0 < {ROWS}; r0 = r0 + CR) {
+    var rn = rb;
+{FETCH}
+    for (var r0 = rb; r0 < re; r0 = r0 + CR) {
 {STORE}
         workgroupBarrier();
         rn = r0 + CR;
-        if (rn < {ROWS}) {
-{FETCH_W}
+        if (rn < re) {
+{FETCH}
         }
         if (rg < RGN) {
             for (var q = rg; q < CR / 4u; q = q + RGN) {
@@ -182,8 +199,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         workgroupBarrier();
     }
+}
 
-    // 2. The pairs to rotate, by the fresh G.
+// 2.–3. On G in `gram`: count the pairs to rotate (the sweep's convergence test; added to the
+// sweep's count if `counts`) and, if any, the inner rounds, leaving the rotation in `qv`.
+// Returns whether anything rotates.
+fn solve(lid: u32, counts: bool) -> bool {
     var count = 0u;
     for (var k = 0u; k < PE; k = k + 1u) {
         let e = lid + WG * k;
@@ -202,9 +223,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let total = workgroupUniformLoad(&nfound);
     if (total == 0u) {
-        return;
+        return false;
     }
-    if (lid == 0u) {
+    if (lid == 0u && counts) {
         atomicAdd(&counter[0], total);
     }
     // Q = I.
@@ -215,7 +236,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
     workgroupBarrier();
-
     // 3. Inner rounds on G and Q. The round's P / 2 column pairs cut G into 2 × 2 blocks
     // (rows of one pair, columns of another) and Q's rows into pairs of entries: each block is
     // updated in place by one thread from its own four entries, so a round takes two barriers.
@@ -302,33 +322,104 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
 
-    // 4. W_p ← W_p·Q and V_p ← V_p·Q, chunk by chunk: thread item (row r, columns 4·c4 …)
-    // sums its row of the chunk times those columns of Q.
-    let nrows = {ROWS} + {COLS};
-    rn = 0u;
-{FETCH_WV}
-    for (var r0 = 0u; r0 < nrows; r0 = r0 + CR) {
+    return true;
+}
+
+// 4. Rows [rb, re) of W_p then V_p (row r ≥ ROWS: row r − ROWS of V) ← themselves times Q
+// (in `qv`), chunk by chunk: thread item (row r, columns 4·c4 …) sums its row of the chunk
+// times those columns of Q.
+fn apply_rows(rb: u32, re: u32, bp: vec2<u32>, lid: u32) {
+{DECL}
+    var rn = rb;
+{FETCH}
+    for (var r0 = rb; r0 < re; r0 = r0 + CR) {
 {STORE}
         workgroupBarrier();
         rn = r0 + CR;
-        if (rn < nrows) {
-{FETCH_WV}
+        if (rn < re) {
+{FETCH}
         }
         for (var it = lid; it < CR * P4; it = it + WG) {
             let r = it % CR;
             let c4 = it / CR;
+            let row = r0 + r;
+            if (row >= re) {
+                continue;
+            }
             var y = vec4<f32>(0.0);
             for (var l = 0u; l < P; l = l + 4u) {
                 y = y + tile_get(l, r) * qv[l * P4 + c4] + tile_get(l + 1u, r) * qv[(l + 1u) * P4 + c4]
                     + tile_get(l + 2u, r) * qv[(l + 2u) * P4 + c4]
                     + tile_get(l + 3u, r) * qv[(l + 3u) * P4 + c4];
             }
-            let row = r0 + r;
             wv_set(pair_col(4u * c4, bp), row, y.x);
             wv_set(pair_col(4u * c4 + 1u, bp), row, y.y);
             wv_set(pair_col(4u * c4 + 2u, bp), row, y.z);
             wv_set(pair_col(4u * c4 + 3u, bp), row, y.w);
         }
         workgroupBarrier();
+    }
+}
+
+// G of pair p: the sum of its slices' partial Gram matrices.
+fn sum_parts(p: u32, lid: u32) {
+    let ns = wslices();
+    for (var k = 0u; k < PE; k = k + 1u) {
+        let e = lid + WG * k;
+        if (e < P * P) {
+            var x = 0.0;
+            for (var s = 0u; s < ns; s = s + 1u) {
+                x = x + aux[part_at(p, s) + e];
+            }
+            gram[e] = x;
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (lid == 0u) {
+        converged = atomicLoad(&counter[1]);
+        atomicStore(&found, 0u);
+    }
+    if (workgroupUniformLoad(&converged) != 0u) {
+        return;
+    }
+    let nb2 = 2u * npairs();
+    if (GSTAGE == 6u) {
+        let bp = pair_of(rnd.r, g, nb2);
+        gram_rows(0u, {ROWS}, bp, lid);
+        if (solve(lid, true)) {
+            apply_rows(0u, {ROWS} + {COLS}, bp, lid);
+        }
+    } else if (GSTAGE == 7u) {
+        let ns = wslices();
+        let p = g / ns;
+        let s = g % ns;
+        if (p >= npairs()) {
+            return;
+        }
+        gram_rows(s * SR, min({ROWS}, s * SR + SR), pair_of(rnd.r, p, nb2), lid);
+        let at = part_at(p, s);
+        for (var k = 0u; k < PE; k = k + 1u) {
+            let e = lid + WG * k;
+            if (e < P * P) {
+                aux[at + e] = gram[e];
+            }
+        }
+    } else {
+        let ns = wvslices();
+        let p = g / ns;
+        let s = g % ns;
+        if (p >= npairs()) {
+            return;
+        }
+        sum_parts(p, lid);
+        if (solve(lid, s == 0u)) {
+            apply_rows(s * SR, min({ROWS} + {COLS}, s * SR + SR), pair_of(rnd.r, p, nb2), lid);
+        }
     }
 }

@@ -73,15 +73,25 @@ async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: 
     s
 }
 
-/// The SVD configurations a test runs in: the device's own, and on a software adapter also the
-/// hardware adapters' (`debug::set_svd_hardware_blocks`: rounds through the Gram matrix, in
-/// registers), so that CI, which has no GPU, puts every rotation round through these inputs.
-fn svd_configs(dev: &Device) -> Vec<bool> {
-    if tmath::debug::is_software(dev) {
-        vec![false, true]
-    } else {
-        vec![false]
+/// The SVD configurations a test runs in, as `(hardware blocks, split)`: the device's own; on a
+/// software adapter also the hardware adapters' (`debug::set_svd_hardware_blocks`: rounds through
+/// the Gram matrix), so that CI, which has no GPU, puts every rotation round through these
+/// inputs; and where the adapter has the Gram rounds' 32 KiB of workgroup memory, their split
+/// form at every size (`debug::set_svd_split`).
+fn svd_configs(dev: &Device) -> Vec<(bool, bool)> {
+    let software = tmath::debug::is_software(dev);
+    let gram = dev
+        .limits()
+        .into_iter()
+        .any(|(k, v)| k == "max_compute_workgroup_storage_size" && v >= 32768);
+    let mut configs = vec![(false, false)];
+    if software {
+        configs.push((true, false));
     }
+    if gram {
+        configs.push((software, true));
+    }
+    configs
 }
 
 /// `check_svd` in each of [`svd_configs`]; the singular values of each.
@@ -94,11 +104,13 @@ async fn check_svd_configs(
     tol: f64,
 ) -> Vec<Vec<f32>> {
     let mut out = vec![];
-    for hardware_blocks in svd_configs(dev) {
+    for (hardware_blocks, split) in svd_configs(dev) {
         tmath::debug::set_svd_hardware_blocks(dev, hardware_blocks);
-        let what = format!("{what} (hardware blocks: {hardware_blocks})");
+        tmath::debug::set_svd_split(dev, split);
+        let what = format!("{what} (hardware blocks: {hardware_blocks}, split: {split})");
         out.push(check_svd(&what, a, da, m, n, tol).await);
         tmath::debug::set_svd_hardware_blocks(dev, false);
+        tmath::debug::set_svd_split(dev, false);
     }
     out
 }
@@ -211,12 +223,12 @@ pub async fn svd_hard_spectra(dev: &Device) {
 /// known factors: ‖A − UΣVᵀ‖_F/‖A‖_F, max |UᵀU − I| and max |VVᵀ − I| within
 /// 5e-6·max(1, log₂ n), singular values within 1e-5·σ_max on our GPU kernel (2e-5 on the CPU and
 /// MLX, whose f32 LAPACK-style solvers land at ~1e-5). Sizes cover one workgroup per round and
-/// several, in the hardware configuration on every adapter: up to 256 columns rounds through
-/// each block pair's Gram matrix (blocks of up to 16 columns) where the adapter has 32 KiB of
-/// workgroup memory, the largest size (264 columns) rounds in registers where it has subgroups
-/// (lavapipe), else blocks of 4 columns through memory (64 threads per column pair; SwiftShader
-/// in Chromium); on a software adapter the largest size runs again in its own configuration
-/// (blocks of 32 columns through memory).
+/// several, in the hardware configuration on every adapter: rounds through each block pair's
+/// Gram matrix (blocks of up to 16 columns) where the adapter has 32 KiB of workgroup memory —
+/// one dispatch a round up to 128 columns, the largest size (264 columns) in their split form
+/// (each pair's rows over several workgroups) — else blocks of 4 columns through memory (64
+/// threads per column pair; SwiftShader in Chromium); on a software adapter the largest size
+/// runs again in its own configuration (blocks of 32 columns through memory).
 pub async fn svd_accuracy(dev: &Device) {
     let software = tmath::debug::is_software(dev);
     let sizes = [(96, 96), (128, 128), (280, 100), (60, 150), (300, 264)];

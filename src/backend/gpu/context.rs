@@ -24,10 +24,6 @@ pub(crate) struct Context {
     /// lanes: lavapipe has 8), that size, and the device has subgroups enabled; 0 elsewhere.
     /// Matmul takes its lane form there (`codegen/matmul.rs`).
     pub cpu_lanes: u32,
-    /// The smallest subgroup size where the device has subgroup operations enabled (natively,
-    /// wherever the adapter has them), else 0. The SVD takes its register form with subgroups of
-    /// at least 8 (`codegen/svd.rs`).
-    pub subgroup_min: u32,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -82,9 +78,7 @@ impl Context {
         } else {
             0
         };
-        let subgroups = cpu_lanes > 0
-            || (cfg!(not(target_arch = "wasm32"))
-                && adapter.features().contains(wgpu::Features::SUBGROUP));
+        let subgroups = cpu_lanes > 0;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tmath"),
@@ -118,7 +112,6 @@ impl Context {
             .min(limits.max_compute_workgroup_size_x)
             .min(256);
         let wg = 1 << (31 - wg.max(1).leading_zeros()); // a power of two
-        let subgroup_min = if subgroups { info.subgroup_min_size } else { 0 };
         let mut ctx = Context {
             info,
             device,
@@ -128,7 +121,6 @@ impl Context {
             timestamps,
             pipeline_cache,
             cpu_lanes,
-            subgroup_min,
             cost: CostModel::default(),
             errors,
         };

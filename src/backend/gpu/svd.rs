@@ -45,26 +45,27 @@ impl WgpuBackend {
         }
         // The block sizes of a software adapter, unless a test asks for the hardware ones.
         let software = ctx.is_software() && !cfg.svd_hardware_blocks();
-        // On hardware (or where a test asks for its configuration): the round through the Gram
-        // matrix for up to `GRAM_MAX_COLS` columns where the adapter has the workgroup memory,
-        // else the round in registers where it has subgroups (of at least `REG_MIN_SUBGROUP`,
-        // as its workgroup memory assumes) and the matrix fits; else, and on software adapters
-        // (where it is the faster one), the round through memory.
-        let rotate = if software {
-            stage::ROTATE
-        } else if cols <= stage::GRAM_MAX_COLS
-            && ctx.limits.max_compute_workgroup_storage_size >= stage::GRAM_STORAGE
-        {
-            stage::ROTATE_GRAM
-        } else if ctx.subgroup_min >= stage::REG_MIN_SUBGROUP && stage::fits_registers(m, n) {
-            stage::ROTATE_REG
-        } else {
-            stage::ROTATE
-        };
-        let rounds = stage::rounds(cols, software, rotate);
+        // On hardware (or where a test asks for its configuration) and where the adapter has the
+        // workgroup memory: the round through the Gram matrix, in one dispatch for up to
+        // `GRAM_MAX_COLS` columns, else split in two; on software adapters (where it is the
+        // faster one) and elsewhere, the round through memory.
+        let rotate: &[u32] =
+            if software || ctx.limits.max_compute_workgroup_storage_size < stage::GRAM_STORAGE {
+                &[stage::ROTATE]
+            } else if cols <= stage::GRAM_MAX_COLS && !cfg.svd_split() {
+                &[stage::ROTATE_GRAM]
+            } else {
+                &[stage::GRAM_PART, stage::GRAM_APPLY]
+            };
+        let rounds = stage::rounds(cols, software, rotate[0]);
         let w = self.alloc("svd", rows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
-        let aux = self.alloc("svd", 3 * cols)?;
+        let scratch = if rotate[0] == stage::GRAM_PART {
+            stage::split_scratch(m, n)
+        } else {
+            0
+        };
+        let aux = self.alloc("svd", 3 * cols + scratch)?;
         let counter = self.alloc("svd", 4)?;
         let align = ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let mut round_data = vec![0u8; rounds * align];
@@ -90,14 +91,17 @@ impl WgpuBackend {
             software,
             tile: None,
         };
-        let stages = [
+        // Indices 0–4: the fixed stages; 5…: the rotation round's.
+        let stages: Vec<u32> = [
             stage::INIT,
-            rotate,
             stage::NORMALIZE,
             stage::COMPLETE,
             stage::FINALIZE,
             stage::CHECK,
-        ];
+        ]
+        .into_iter()
+        .chain(rotate.iter().copied())
+        .collect();
         let descs: Vec<KernelDesc> = stages.iter().map(|&s| stage_desc(s)).collect();
         let variant = self.variant(&descs, cfg);
         let compiled = descs
@@ -120,25 +124,34 @@ impl WgpuBackend {
             ],
             meta,
         );
-        let dispatch = |enc: &mut wgpu::CommandEncoder, i: usize, offsets: &[u32]| -> Result<()> {
-            let launch = descs[i].launch();
-            let [x, y, z] = ctx.launch_grid("svd", launch.groups)?;
-            let mut pass = self.profiler.begin_pass(enc, "svd");
-            pass.set_pipeline(&compiled[i].pipeline);
-            for &off in offsets {
-                pass.set_bind_group(0, &bg, &[off]);
-                pass.dispatch_workgroups(x, y, z);
-            }
-            drop(pass);
-            Self::count_dispatches(cfg, variant, offsets.len() as u64);
-            Ok(())
-        };
+        // Stages `idx` in turn for each of `offsets` (the rounds), in one compute pass.
+        let dispatch =
+            |enc: &mut wgpu::CommandEncoder, idx: &[usize], offsets: &[u32]| -> Result<()> {
+                let grids = idx
+                    .iter()
+                    .map(|&i| ctx.launch_grid("svd", descs[i].launch().groups))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut pass = self.profiler.begin_pass(enc, "svd");
+                for (k, &off) in offsets.iter().enumerate() {
+                    for (&i, &[x, y, z]) in idx.iter().zip(&grids) {
+                        if k == 0 || idx.len() > 1 {
+                            pass.set_pipeline(&compiled[i].pipeline);
+                        }
+                        pass.set_bind_group(0, &bg, &[off]);
+                        pass.dispatch_workgroups(x, y, z);
+                    }
+                }
+                drop(pass);
+                Self::count_dispatches(cfg, variant, (offsets.len() * idx.len()) as u64);
+                Ok(())
+            };
         let mut enc = enc;
         enc.clear_buffer(counter.raw(), 0, Some(16));
-        dispatch(&mut enc, 0, &[0])?;
+        dispatch(&mut enc, &[0], &[0])?;
+        let rotate_idx: Vec<usize> = (5..stages.len()).collect();
         let sweep = |enc: &mut wgpu::CommandEncoder| -> Result<()> {
-            dispatch(enc, 1, &sweep_offsets)?;
-            dispatch(enc, 5, &[0])
+            dispatch(enc, &rotate_idx, &sweep_offsets)?;
+            dispatch(enc, &[4], &[0])
         };
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -167,9 +180,9 @@ impl WgpuBackend {
         for _ in 0..SVD_MAX_SWEEPS {
             sweep(&mut enc)?;
         }
-        dispatch(&mut enc, 2, &[0])?;
-        dispatch(&mut enc, 3, &[0])?;
-        dispatch(&mut enc, 4, &[0])?;
+        dispatch(&mut enc, &[1], &[0])?;
+        dispatch(&mut enc, &[2], &[0])?;
+        dispatch(&mut enc, &[3], &[0])?;
         Ok(enc)
     }
 }
