@@ -1,5 +1,5 @@
-// What the three forms of the SVD's rotation round share (`svd.wgsl`'s through memory, the
-// register form generated in `svd.rs`, `svd_gram.wgsl`'s through the Gram matrix): the buffers, the round's uniform, the converged flag, the
+// What the forms of the SVD's rotation round share (`svd.wgsl`'s through memory, `svd_gram.wgsl`'s
+// through the Gram matrix): the buffers, the round's uniform, the converged flag, the
 // round-robin pairing and the rotation.
 
 struct Round {
