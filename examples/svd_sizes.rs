@@ -2,7 +2,8 @@
 //! with the kernel count per call and the factorization's accuracy, computed in f64:
 //! ‖A − UΣVᵀ‖_F/‖A‖_F, max |UᵀU − I| and max |VVᵀ − I|. Each size runs on Gaussian input and
 //! on a graded spectrum (σ from 10 down to 0.01, log-spaced, with random singular vectors),
-//! where the largest error of the singular values, relative to σ_max, is printed too.
+//! where the largest error of the singular values, relative to σ_max, is printed too. Times are
+//! medians of 5 calls (wall, then kernels by GPU timestamps).
 //! `cargo run --release --example svd_sizes [cpu|wgpu] [largest dimension]`
 
 use std::time::Instant;
@@ -90,6 +91,14 @@ fn graded(m: usize, n: usize, seed: u64) -> (Vec<f32>, Vec<f64>) {
     (a.into_iter().map(|x| x as f32).collect(), sv)
 }
 
+/// Timed calls per matrix (the medians are printed).
+const REPS: usize = 5;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() -> tmath::Result<()> {
     let mut args = std::env::args().skip(1);
     let dev = match args.next().as_deref() {
@@ -126,21 +135,33 @@ fn main() -> tmath::Result<()> {
             tmath::eval(&[&a])?;
             let (_, s, _) = a.svd()?;
             s.to_vec()?; // warm-up: compiles
-            let before = dev.stats();
-            let t0 = Instant::now();
-            let (u, s, vt) = a.svd()?;
-            tmath::eval(&[&u, &s, &vt])?;
-            dev.synchronize()?;
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            let k = dev.stats().dispatches - before.dispatches;
-            // The same call again with GPU timestamps: the kernels' share of the wall time.
-            dev.set_profiling(true);
-            let k0 = dev.stats().kernel_time;
-            let (_, s2, _) = a.svd()?;
-            tmath::eval(&[&s2])?;
-            dev.synchronize()?;
-            let kernel_ms = (dev.stats().kernel_time - k0).as_secs_f64() * 1e3;
-            dev.set_profiling(false);
+                         // Medians of REPS calls: wall time (and the dispatches of one), then the same calls
+                         // with GPU timestamps (the kernels' share of the wall time).
+            let mut walls = vec![];
+            let mut kernels = vec![];
+            let mut k = 0;
+            let mut out = None;
+            for _ in 0..REPS {
+                let before = dev.stats();
+                let t0 = Instant::now();
+                let (u, s, vt) = a.svd()?;
+                tmath::eval(&[&u, &s, &vt])?;
+                dev.synchronize()?;
+                walls.push(t0.elapsed().as_secs_f64() * 1e3);
+                k = dev.stats().dispatches - before.dispatches;
+                out = Some((u, s, vt));
+            }
+            for _ in 0..REPS {
+                dev.set_profiling(true);
+                let k0 = dev.stats().kernel_time;
+                let (_, s2, _) = a.svd()?;
+                tmath::eval(&[&s2])?;
+                dev.synchronize()?;
+                kernels.push((dev.stats().kernel_time - k0).as_secs_f64() * 1e3);
+                dev.set_profiling(false);
+            }
+            let (ms, kernel_ms) = (median(&mut walls), median(&mut kernels));
+            let (u, s, vt) = out.expect("REPS > 0");
             let sval = s.to_vec()?;
             let (recon, ou, ov) = errors(&a.to_vec()?, &u.to_vec()?, &sval, &vt.to_vec()?, m, n);
             let serr = sv.map_or(String::new(), |sv| {

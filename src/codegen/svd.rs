@@ -137,7 +137,8 @@ pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
     }
 }
 
-/// Workgroups of one dispatch of `stage` (256 threads each).
+/// Workgroups of one dispatch of `stage` (256 threads each; the Gram rounds' 512 where the
+/// adapter allows them).
 pub(super) fn groups(m: usize, n: usize, stage: u32, software: bool) -> usize {
     let (rows, cols) = working(m, n);
     match stage {
