@@ -18,7 +18,8 @@ use crate::schedule::{Body, Program};
 /// was 20, too close to the 18 a graded 512² takes).
 const SVD_MAX_SWEEPS: usize = 30;
 /// Sweeps per submission natively: the host reads the flag of one submission while the GPU
-/// runs the next, so after convergence at most twice this many sweeps too many are recorded
+/// runs the next (or the next two, where sweeps are short), so after convergence at most twice
+/// (three times) this many sweeps too many are recorded
 /// (each of those a sweep's dispatches returning at once). One (was two): on the H100, 512²
 /// 1,924 dispatches instead of 2,052, 1024² 3,844 instead of 4,100, while the GPU still never
 /// waits for the host (a sweep takes 1.5 ms there).
@@ -172,7 +173,11 @@ impl WgpuBackend {
         };
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let mut pending: Option<(wgpu::Buffer, wgpu::SubmissionIndex)> = None;
+            // Submissions in flight before the host waits for the oldest: two where a sweep
+            // is short (the one-dispatch Gram rounds), so that the host's wake-up, read and
+            // next submission never leave the GPU idle.
+            let depth = if rotate == [stage::ROTATE_GRAM] { 2 } else { 1 };
+            let mut pending = std::collections::VecDeque::new();
             let mut sweeps = 0;
             while sweeps < SVD_MAX_SWEEPS {
                 let n = SWEEPS_PER_SUBMIT.min(SVD_MAX_SWEEPS - sweeps);
@@ -185,10 +190,13 @@ impl WgpuBackend {
                 let index = ctx.queue.submit([enc.finish()]);
                 flag.slice(..).map_async(wgpu::MapMode::Read, |_| {});
                 enc = ctx.new_encoder();
-                if let Some((prev, prev_index)) = pending.replace((flag, index)) {
-                    ctx.wait_for(prev_index)?;
-                    if super::readback::take_mapped::<u32>(ctx, &prev)?[1] != 0 {
-                        break;
+                pending.push_back((flag, index));
+                if pending.len() > depth {
+                    if let Some((prev, prev_index)) = pending.pop_front() {
+                        ctx.wait_for(prev_index)?;
+                        if super::readback::take_mapped::<u32>(ctx, &prev)?[1] != 0 {
+                            break;
+                        }
                     }
                 }
             }
