@@ -45,14 +45,17 @@ pub(crate) const GRAM_MAX_COLS: usize = 128;
 pub(crate) const GRAM_STORAGE: u32 = 32 * 1024;
 
 /// Rows per workgroup in the split form's [`GRAM_PART`] (of W) and [`GRAM_APPLY`] (of W then V):
-/// each pair's `rows + cols` rows in about 8 slices, a power of two of at least 64 (a chunk).
-/// On the H100 (kernel ms, Gaussian / graded) slices of 128 rows against 256: 512² 13.4 / 19.2
-/// against 16.1 / 22.7, 1000 × 300 6.8 / 12.3 against 7.2 / 13.7, but 1024² 63.2 / 84.8 against
-/// 45.0 / 57.5 — every workgroup of APPLY also solves its pair's rotations, so too many of
-/// them cost more than they spread.
+/// each pair's `rows + cols` rows in about 8 slices, the power of two nearest `(rows + cols) / 8`,
+/// at least 64 (a chunk). On the H100 (kernel ms, Gaussian / graded) slices of 128 rows against
+/// 256: 512² 13.4 / 19.2 against 16.1 / 22.7, 1000 × 300 5.9 / 10.0 against 6.8 / 12.0, but
+/// 1024² 63.2 / 84.8 against 45.0 / 57.5 — every workgroup of APPLY also solves its pair's
+/// rotations, so too many of them cost more than they spread.
 pub(crate) fn split_rows(m: usize, n: usize) -> usize {
     let (rows, cols) = working(m, n);
-    (rows + cols).div_ceil(8).next_power_of_two().max(64)
+    let t = (rows + cols).div_ceil(8);
+    let up = t.next_power_of_two();
+    let near = if up - t > t - up / 2 { up / 2 } else { up };
+    near.max(64)
 }
 
 /// Entries of `aux` the split form uses beyond the 3·cols of the other stages: each pair's

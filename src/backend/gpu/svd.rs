@@ -80,11 +80,12 @@ impl WgpuBackend {
             mapped_at_creation: false,
         });
         ctx.queue.write_buffer(&round_buf, 0, &round_data);
-        // The Gram rounds' workgroups: 512 threads where the adapter allows them. On the H100
-        // (kernel ms, Gaussian / graded, medians of 5; 256 threads in brackets): 128² 2.09 /
-        // 3.12 (2.25 / 3.31), 256² 4.55 / 6.76 (5.04 / 7.39), 512² 11.9 / 16.4 (13.4 / 19.0),
-        // 1000 × 300 6.75 / 12.0 (7.24 / 13.7), 1024² 42.0 / 53.7 (44.9 / 57.4); 1,024
-        // threads were slower than 512.
+        // The Gram rounds' workgroups: 512 threads where the adapter allows them, but for the
+        // split form's partial Gram matrices (256). On the H100 (kernel ms, Gaussian / graded,
+        // medians of 5; all on 256 threads in brackets): 128² 2.09 / 3.12 (2.25 / 3.31), 256²
+        // 4.29 / 6.29 (5.04 / 7.39), 512² 11.3 / 16.1 (13.4 / 19.0), 1024² 40.6 / 51.8 (44.9 /
+        // 57.4); the partial matrices on 512 threads too: 512² 11.9 / 16.4, 1024² 42.0 / 53.9;
+        // 1,024 threads were slower than 512.
         let limits = &ctx.limits;
         let gram_wg = if limits.max_compute_invocations_per_workgroup >= 512
             && limits.max_compute_workgroup_size_x >= 512
@@ -99,7 +100,7 @@ impl WgpuBackend {
             epilogue: Program::default(),
             slots: vec![input.layout.clone()],
             out_shape: vec![crate::ir::svd_packed_len(m, n)],
-            wg: if s >= stage::ROTATE_GRAM {
+            wg: if s == stage::ROTATE_GRAM || s == stage::GRAM_APPLY {
                 gram_wg
             } else {
                 256
