@@ -134,9 +134,10 @@ fn main() -> tmath::Result<()> {
         for (what, a, sv) in inputs {
             tmath::eval(&[&a])?;
             let (_, s, _) = a.svd()?;
-            s.to_vec()?; // warm-up: compiles
-                         // Medians of REPS calls: wall time (and the dispatches of one), then the same calls
-                         // with GPU timestamps (the kernels' share of the wall time).
+            // A warm-up call compiles; then medians of REPS calls: wall time (and the
+            // dispatches of one), then the same calls with GPU timestamps (the kernels' share
+            // of the wall time).
+            s.to_vec()?;
             let mut walls = vec![];
             let mut kernels = vec![];
             let mut k = 0;

@@ -144,11 +144,12 @@ pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
 /// adapter allows them).
 pub(super) fn groups(m: usize, n: usize, stage: u32, software: bool) -> usize {
     let (rows, cols) = working(m, n);
+    let pairs = blocks2(cols, software, stage) / 2;
     match stage {
         INIT => (rows * cols).max(cols * cols).div_ceil(256),
-        ROTATE | ROTATE_GRAM => blocks2(cols, software, stage) / 2,
-        GRAM_PART => blocks2(cols, software, stage) / 2 * rows.div_ceil(split_rows(m, n)),
-        GRAM_APPLY => blocks2(cols, software, stage) / 2 * (rows + cols).div_ceil(split_rows(m, n)),
+        ROTATE | ROTATE_GRAM => pairs,
+        GRAM_PART => pairs * rows.div_ceil(split_rows(m, n)),
+        GRAM_APPLY => pairs * (rows + cols).div_ceil(split_rows(m, n)),
         NORMALIZE | FINALIZE => cols,
         _ => 1,
     }
@@ -227,13 +228,17 @@ fn render_gram(m: usize, n: usize, wg: usize, stage: u32, text: &str) -> String 
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let decl = lines(&|k| format!("    var ld{k} = 0.0;"));
     let fetch = lines(&|k| format!("    ld{k} = chunk_get(lid + {}u, rn, bp, re);", k * wg));
-    text.replace("{DECL}", &lines(&|k| format!("    var ld{k} = 0.0;")))
-        .replace("{FETCH}", &fetch)
-        .replace(
-            "{STORE}",
-            &lines(&|k| format!("    tile_put(lid + {}u, ld{k});", k * wg)),
-        )
+    let store = lines(&|k| format!("    tile_put(lid + {}u, ld{k});", k * wg));
+    // The loop over the chunks of rows [rb, re), opened here and closed by the template: each
+    // chunk stored into `tile` behind a barrier, the next chunk's loads issued before it is used.
+    let chunks = format!(
+        "{decl}\n    var rn = rb;\n{fetch}\n    for (var r0 = rb; r0 < re; r0 = r0 + CR) {{\n\
+         {store}\n        workgroupBarrier();\n        rn = r0 + CR;\n        if (rn < re) {{\n\
+         {fetch}\n        }}"
+    );
+    text.replace("{CHUNKS}", &chunks)
         .replace("{GP2}", &(p * p).to_string())
         .replace("{GQ4}", &(p * p / 4).to_string())
         .replace("{GPH}", &(p / 2).to_string())

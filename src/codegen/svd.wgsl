@@ -2,10 +2,9 @@
 // The working matrix W (ROWS × COLS, column-major) is A, or Aᵀ when A is wide; V starts as I.
 // Columns are grouped in blocks of BS (a power of two); a sweep is NB2 - 1 rounds over block
 // pairs (round-robin, NB2 = the block count rounded up to even), one dispatch per round and one
-// workgroup per block pair. The round here (stage 1) rotates the columns through memory; the
-// round in registers (stage 6, generated in `svd.rs`) and the round through the pair's Gram
-// matrix (stage 7, `svd_gram.wgsl`) take its place on hardware adapters, with the same pairing
-// and test. Inside a workgroup here the pair's columns are rotated in inner rounds of BS
+// workgroup per block pair. The round here (stage 1) rotates the columns through memory; on
+// hardware adapters the round through the pair's Gram matrix (`svd_gram.wgsl`: stage 6, or its
+// split form, stages 7 and 8) takes its place, with the same pairing and test. Inside a workgroup here the pair's columns are rotated in inner rounds of BS
 // disjoint column pairs, LANES = 256 / BS threads per column pair: the first round of a sweep
 // rotates every pair of its two blocks (2·BS - 1 inner rounds, so every block's own pairs are
 // visited once per sweep), the others only the BS² pairs across the two blocks (BS inner
@@ -15,8 +14,9 @@
 // and the check stage after each sweep sets counter[1] once a sweep rotated nothing; from then
 // on every rotation round returns at once. The host reads counter[1] now and then (natively)
 // or never (browsers), so it need not wait for every sweep.
-// Stages: 0 init, 1 rotate (one round through memory), 2 normalize, 3 complete (orthonormal basis for zero
-// singular values), 4 finalize (sort descending, pack U | S | Vᵀ), 5 check (after a sweep).
+// Stages: 0 init, 1 rotate (one round through memory), 2 normalize, 3 complete (orthonormal
+// basis for zero singular values), 4 finalize (sort descending, pack U | S | Vᵀ), 5 check (after
+// a sweep).
 
 // Sizes (ROWS, COLS, ...) are literals in a specialized kernel and reads of the metadata
 // uniform in a generic one. Columns count as orthogonal once |cos| <= ROT_TOL: a few ulps of

@@ -161,16 +161,8 @@ fn gram_rows(rb: u32, re: u32, bp: vec2<u32>, lid: u32) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-{DECL}
-    var rn = rb;
-{FETCH}
-    for (var r0 = rb; r0 < re; r0 = r0 + CR) {
-{STORE}
-        workgroupBarrier();
-        rn = r0 + CR;
-        if (rn < re) {
-{FETCH}
-        }
+    // The loop over the chunks of rows [rb, re), each in `tile` (its head generated in svd.rs).
+{CHUNKS}
         if (rg < RGN) {
             for (var q = rg; q < CR / 4u; q = q + RGN) {
                 let a0 = tile[ta * CS4 + q];
@@ -329,16 +321,8 @@ fn solve(lid: u32, counts: bool) -> bool {
 // (in `qv`), chunk by chunk: thread item (row r, columns 4·c4 …) sums its row of the chunk
 // times those columns of Q.
 fn apply_rows(rb: u32, re: u32, bp: vec2<u32>, lid: u32) {
-{DECL}
-    var rn = rb;
-{FETCH}
-    for (var r0 = rb; r0 < re; r0 = r0 + CR) {
-{STORE}
-        workgroupBarrier();
-        rn = r0 + CR;
-        if (rn < re) {
-{FETCH}
-        }
+    // The loop over the chunks of rows [rb, re), each in `tile` (its head generated in svd.rs).
+{CHUNKS}
         for (var it = lid; it < CR * P4; it = it + WG) {
             let r = it % CR;
             let c4 = it / CR;

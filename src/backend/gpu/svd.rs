@@ -143,16 +143,17 @@ impl WgpuBackend {
             ],
             meta,
         );
+        let grids = descs
+            .iter()
+            .map(|d| ctx.launch_grid("svd", d.launch().groups))
+            .collect::<Result<Vec<_>>>()?;
         // Stages `idx` in turn for each of `offsets` (the rounds), in one compute pass.
         let dispatch =
             |enc: &mut wgpu::CommandEncoder, idx: &[usize], offsets: &[u32]| -> Result<()> {
-                let grids = idx
-                    .iter()
-                    .map(|&i| ctx.launch_grid("svd", descs[i].launch().groups))
-                    .collect::<Result<Vec<_>>>()?;
                 let mut pass = self.profiler.begin_pass(enc, "svd");
                 for (k, &off) in offsets.iter().enumerate() {
-                    for (&i, &[x, y, z]) in idx.iter().zip(&grids) {
+                    for &i in idx {
+                        let [x, y, z] = grids[i];
                         if k == 0 || idx.len() > 1 {
                             pass.set_pipeline(&compiled[i].pipeline);
                         }
