@@ -50,9 +50,8 @@ var<workgroup> tile: array<vec4<f32>, {TILE4}>;
 var<workgroup> gram: array<f32, {GP2}>;
 // The accumulated rotation Q (row-major, P4 vec4 a row).
 var<workgroup> qv: array<vec4<f32>, {GQ4}>;
-// Per column of the pair in an inner round: (own coefficient, partner's) in J, the partner.
-var<workgroup> coef: array<vec2<f32>, {GP}>;
-var<workgroup> partner: array<u32, {GP}>;
+// Per column pair of an inner round: its rotation (c, s), (1, 0) where it does not rotate.
+var<workgroup> pcs: array<vec2<f32>, {GPH}>;
 // The inner round's column pairs (i < j).
 var<workgroup> pairs: array<vec2<u32>, {GPH}>;
 var<workgroup> found: atomic<u32>;
@@ -245,34 +244,28 @@ fn solve(lid: u32, counts: bool) -> bool {
             let j = max(ij.x, ij.y);
             pairs[lid] = vec2<u32>(i, j);
             let t = vec3<f32>(gram[i * P + i], gram[j * P + j], gram[i * P + j]);
+            var cs = vec2<f32>(1.0, 0.0);
             if (rotates(t)) {
-                let cs = rotation(t);
-                coef[i] = vec2<f32>(cs.x, -cs.y);
-                coef[j] = vec2<f32>(cs.x, cs.y);
-                partner[i] = j;
-                partner[j] = i;
-            } else {
-                coef[i] = vec2<f32>(1.0, 0.0);
-                coef[j] = vec2<f32>(1.0, 0.0);
-                partner[i] = i;
-                partner[j] = j;
+                cs = rotation(t);
             }
+            pcs[lid] = cs;
         }
         workgroupBarrier();
         for (var k = lid; k < (P / 2u) * (P / 2u); k = k + WG) {
-            let ra = pairs[k / (P / 2u)];
-            let cb = pairs[k % (P / 2u)];
-            let a_rot = partner[ra.x] != ra.x;
-            let b_rot = partner[cb.x] != cb.x;
-            if (!a_rot && !b_rot) {
+            let ka = k / (P / 2u);
+            let kb = k % (P / 2u);
+            let csa = pcs[ka];
+            let csb = pcs[kb];
+            if (csa.y == 0.0 && csb.y == 0.0) {
                 continue;
             }
-            if (ra.x == cb.x) {
+            let ra = pairs[ka];
+            if (ka == kb) {
                 // A rotated pair's own block: its entry annihilated, its diagonal by the 2 × 2
                 // formula (G_ii − t·G_ij, G_jj + t·G_ij).
                 let i = ra.x;
                 let j = ra.y;
-                let t = coef[j].y / coef[j].x;
+                let t = csa.y / csa.x;
                 let gij = gram[i * P + j];
                 gram[i * P + i] = gram[i * P + i] - t * gij;
                 gram[j * P + j] = gram[j * P + j] + t * gij;
@@ -280,35 +273,32 @@ fn solve(lid: u32, counts: bool) -> bool {
                 gram[j * P + i] = 0.0;
                 continue;
             }
+            let cb = pairs[kb];
             let g00 = gram[ra.x * P + cb.x];
             let g01 = gram[ra.x * P + cb.y];
             let g10 = gram[ra.y * P + cb.x];
             let g11 = gram[ra.y * P + cb.y];
-            // Rows: (Jᵀ·G) mixes row i with its partner; columns: (G·J) column b with its own.
-            let ci = coef[ra.x];
-            let cj = coef[ra.y];
-            let cx = coef[cb.x];
-            let cy = coef[cb.y];
-            let h00 = cx.x * g00 + cx.y * g01;
-            let h01 = cy.x * g01 + cy.y * g00;
-            let h10 = cx.x * g10 + cx.y * g11;
-            let h11 = cy.x * g11 + cy.y * g10;
-            gram[ra.x * P + cb.x] = ci.x * h00 + ci.y * h10;
-            gram[ra.x * P + cb.y] = ci.x * h01 + ci.y * h11;
-            gram[ra.y * P + cb.x] = cj.x * h10 + cj.y * h00;
-            gram[ra.y * P + cb.y] = cj.x * h11 + cj.y * h01;
+            // Columns (G·J): column b with its partner; rows (Jᵀ·G): row a with its partner.
+            let h00 = csb.x * g00 - csb.y * g01;
+            let h01 = csb.x * g01 + csb.y * g00;
+            let h10 = csb.x * g10 - csb.y * g11;
+            let h11 = csb.x * g11 + csb.y * g10;
+            gram[ra.x * P + cb.x] = csa.x * h00 - csa.y * h10;
+            gram[ra.x * P + cb.y] = csa.x * h01 - csa.y * h11;
+            gram[ra.y * P + cb.x] = csa.x * h10 + csa.y * h00;
+            gram[ra.y * P + cb.y] = csa.x * h11 + csa.y * h01;
         }
         // Q ← Q·J: row r's entries of each rotated pair.
         for (var k = lid; k < P * (P / 2u); k = k + WG) {
             let r = k / (P / 2u);
-            let cb = pairs[k % (P / 2u)];
-            if (partner[cb.x] != cb.x) {
-                let cx = coef[cb.x];
-                let cy = coef[cb.y];
+            let kb = k % (P / 2u);
+            let cs = pcs[kb];
+            if (cs.y != 0.0) {
+                let cb = pairs[kb];
                 let q0 = q_get(r, cb.x);
                 let q1 = q_get(r, cb.y);
-                q_set(r, cb.x, cx.x * q0 + cx.y * q1);
-                q_set(r, cb.y, cy.x * q1 + cy.y * q0);
+                q_set(r, cb.x, cs.x * q0 - cs.y * q1);
+                q_set(r, cb.y, cs.x * q1 + cs.y * q0);
             }
         }
         workgroupBarrier();
