@@ -31,14 +31,22 @@ fn rotates(t: vec3<f32>) -> bool {
     return abs(t.z) > {ROT_TOL} * sqrt(t.x * t.y) && abs(t.z) > 1e-30;
 }
 
-// (c, s) of that pair's rotation: [a b] ← [a b]·[[c, s], [−s, c]].
+// (c, s) of that pair's rotation: [a b] ← [a b]·[[c, s], [−s, c]]. With ζ = cot 2θ =
+// (‖b‖² − ‖a‖²)/(2·a·b) (|ζ| capped at 1e18, where θ ≈ 1/(2ζ) is far below any rotation the
+// test lets through): w = |sin 2θ| = 1/√(1 + ζ²), q = cos²θ = (1 + |ζ|·w)/2, c = √q, s =
+// sin 2θ/(2c) — one division and two inverse square roots in a row (the rotation is on the
+// inner rounds' critical path), where tan θ = sign ζ/(|ζ| + √(1 + ζ²)) and c = 1/√(1 + tan²θ)
+// took three divisions and two square roots.
 fn rotation(t: vec3<f32>) -> vec2<f32> {
     let zeta = (t.y - t.x) / (2.0 * t.z);
-    let tt = select(-1.0, 1.0, zeta >= 0.0) / (abs(zeta) + sqrt(1.0 + zeta * zeta));
-    let c0 = 1.0 / sqrt(1.0 + tt * tt);
-    let s0 = c0 * tt;
-    // One Newton step towards c² + s² = 1: a GPU's sqrt and division are accurate to a few
-    // ulps only, and a bias there would compound over thousands of rotations.
+    let z = min(abs(zeta), 1e18);
+    let w = inverseSqrt(1.0 + z * z);
+    let q = 0.5 + 0.5 * (z * w);
+    let rc = inverseSqrt(q);
+    let c0 = q * rc;
+    let s0 = select(-0.5, 0.5, zeta >= 0.0) * w * rc;
+    // One Newton step towards c² + s² = 1: a GPU's inverse square root and division are
+    // accurate to a few ulps only, and a bias there would compound over thousands of rotations.
     let fix = 1.5 - 0.5 * (c0 * c0 + s0 * s0);
     return vec2<f32>(c0 * fix, s0 * fix);
 }

@@ -44,6 +44,10 @@ const RGN: u32 = min(WG / GT, CR / 4u);
 const PE: u32 = (P * P + WG - 1u) / WG;
 // vec4 per row of Q.
 const P4: u32 = P / 4u;
+// 2 × 2 blocks of G an inner round updates; whether half the threads take one each and the
+// other half two of Q's entry pairs (P·P/2 of them).
+const GB: u32 = (P / 2u) * (P / 2u);
+const SPLIT_ITEMS: bool = 2u * GB == WG && P * (P / 2u) == WG;
 
 // A chunk of rows (column-major, stride CS4 vec4).
 var<workgroup> tile: array<vec4<f32>, {TILE4}>;
@@ -52,8 +56,6 @@ var<workgroup> gram: array<f32, {GP2}>;
 var<workgroup> qv: array<vec4<f32>, {GQ4}>;
 // Per column pair of an inner round: its rotation (c, s), (1, 0) where it does not rotate.
 var<workgroup> pcs: array<vec2<f32>, {GPH}>;
-// The inner round's column pairs (i < j).
-var<workgroup> pairs: array<vec2<u32>, {GPH}>;
 var<workgroup> found: atomic<u32>;
 var<workgroup> nfound: u32;
 
@@ -192,6 +194,71 @@ fn gram_rows(rb: u32, re: u32, bp: vec2<u32>, lid: u32) {
     }
 }
 
+// Column pair k (i < j) of inner round iq: every pair of the P columns over a sweep's first
+// round, else the BS² pairs across the two blocks. Computed where used rather than passed
+// through workgroup memory (a load fewer ahead of each entry's loads).
+fn inner_pair(iq: u32, k: u32, first: bool) -> vec2<u32> {
+    var ij = vec2<u32>(k, BS + (k + iq) % BS);
+    if (first) {
+        ij = pair_of(iq, k, P);
+    }
+    return vec2<u32>(min(ij.x, ij.y), max(ij.x, ij.y));
+}
+
+// Inner round iq's update of G's 2 × 2 block k (rows of pair k / (P/2), columns of pair
+// k % (P/2)): G ← JᵀGJ there.
+fn g_block(k: u32, iq: u32, first: bool) {
+    let ka = k / (P / 2u);
+    let kb = k % (P / 2u);
+    let csa = pcs[ka];
+    let csb = pcs[kb];
+    if (csa.y == 0.0 && csb.y == 0.0) {
+        return;
+    }
+    let ra = inner_pair(iq, ka, first);
+    if (ka == kb) {
+        // A rotated pair's own block: its entry annihilated, its diagonal by the 2 × 2
+        // formula (G_ii − t·G_ij, G_jj + t·G_ij).
+        let i = ra.x;
+        let j = ra.y;
+        let t = csa.y / csa.x;
+        let gij = gram[i * P + j];
+        gram[i * P + i] = gram[i * P + i] - t * gij;
+        gram[j * P + j] = gram[j * P + j] + t * gij;
+        gram[i * P + j] = 0.0;
+        gram[j * P + i] = 0.0;
+        return;
+    }
+    let cb = inner_pair(iq, kb, first);
+    let g00 = gram[ra.x * P + cb.x];
+    let g01 = gram[ra.x * P + cb.y];
+    let g10 = gram[ra.y * P + cb.x];
+    let g11 = gram[ra.y * P + cb.y];
+    // Columns (G·J): column b with its partner; rows (Jᵀ·G): row a with its partner.
+    let h00 = csb.x * g00 - csb.y * g01;
+    let h01 = csb.x * g01 + csb.y * g00;
+    let h10 = csb.x * g10 - csb.y * g11;
+    let h11 = csb.x * g11 + csb.y * g10;
+    gram[ra.x * P + cb.x] = csa.x * h00 - csa.y * h10;
+    gram[ra.x * P + cb.y] = csa.x * h01 - csa.y * h11;
+    gram[ra.y * P + cb.x] = csa.x * h10 + csa.y * h00;
+    gram[ra.y * P + cb.y] = csa.x * h11 + csa.y * h01;
+}
+
+// Inner round iq's Q ← Q·J for entry pair k: row k / (P/2)'s entries of pair k % (P/2).
+fn q_pair(k: u32, iq: u32, first: bool) {
+    let r = k / (P / 2u);
+    let kb = k % (P / 2u);
+    let cs = pcs[kb];
+    if (cs.y != 0.0) {
+        let cb = inner_pair(iq, kb, first);
+        let q0 = q_get(r, cb.x);
+        let q1 = q_get(r, cb.y);
+        q_set(r, cb.x, cs.x * q0 - cs.y * q1);
+        q_set(r, cb.y, cs.x * q1 + cs.y * q0);
+    }
+}
+
 // 2.–3. On G in `gram`: count the pairs to rotate (the sweep's convergence test; added to the
 // sweep's count if `counts`) and, if any, the inner rounds, leaving the rotation in `qv`.
 // Returns whether anything rotates.
@@ -234,71 +301,30 @@ fn solve(lid: u32, counts: bool) -> bool {
     let inner = select(BS, P - 1u, first);
     for (var iq = 0u; iq < inner; iq = iq + 1u) {
         if (lid < P / 2u) {
-            var ij: vec2<u32>;
-            if (first) {
-                ij = pair_of(iq, lid, P);
-            } else {
-                ij = vec2<u32>(lid, BS + (lid + iq) % BS);
-            }
-            let i = min(ij.x, ij.y);
-            let j = max(ij.x, ij.y);
-            pairs[lid] = vec2<u32>(i, j);
+            let ij = inner_pair(iq, lid, first);
+            let i = ij.x;
+            let j = ij.y;
             let t = vec3<f32>(gram[i * P + i], gram[j * P + j], gram[i * P + j]);
-            var cs = vec2<f32>(1.0, 0.0);
-            if (rotates(t)) {
-                cs = rotation(t);
-            }
-            pcs[lid] = cs;
+            // Both computed and one kept (no branch: the test's square root runs beside the
+            // rotation's chain).
+            pcs[lid] = select(vec2<f32>(1.0, 0.0), rotation(t), rotates(t));
         }
         workgroupBarrier();
-        for (var k = lid; k < (P / 2u) * (P / 2u); k = k + WG) {
-            let ka = k / (P / 2u);
-            let kb = k % (P / 2u);
-            let csa = pcs[ka];
-            let csb = pcs[kb];
-            if (csa.y == 0.0 && csb.y == 0.0) {
-                continue;
+        if (SPLIT_ITEMS) {
+            // Half the threads one block of G each, the other half two of Q's entry pairs
+            // (about as much work).
+            if (lid < GB) {
+                g_block(lid, iq, first);
+            } else {
+                q_pair(2u * (lid - GB), iq, first);
+                q_pair(2u * (lid - GB) + 1u, iq, first);
             }
-            let ra = pairs[ka];
-            if (ka == kb) {
-                // A rotated pair's own block: its entry annihilated, its diagonal by the 2 × 2
-                // formula (G_ii − t·G_ij, G_jj + t·G_ij).
-                let i = ra.x;
-                let j = ra.y;
-                let t = csa.y / csa.x;
-                let gij = gram[i * P + j];
-                gram[i * P + i] = gram[i * P + i] - t * gij;
-                gram[j * P + j] = gram[j * P + j] + t * gij;
-                gram[i * P + j] = 0.0;
-                gram[j * P + i] = 0.0;
-                continue;
+        } else {
+            for (var k = lid; k < GB; k = k + WG) {
+                g_block(k, iq, first);
             }
-            let cb = pairs[kb];
-            let g00 = gram[ra.x * P + cb.x];
-            let g01 = gram[ra.x * P + cb.y];
-            let g10 = gram[ra.y * P + cb.x];
-            let g11 = gram[ra.y * P + cb.y];
-            // Columns (G·J): column b with its partner; rows (Jᵀ·G): row a with its partner.
-            let h00 = csb.x * g00 - csb.y * g01;
-            let h01 = csb.x * g01 + csb.y * g00;
-            let h10 = csb.x * g10 - csb.y * g11;
-            let h11 = csb.x * g11 + csb.y * g10;
-            gram[ra.x * P + cb.x] = csa.x * h00 - csa.y * h10;
-            gram[ra.x * P + cb.y] = csa.x * h01 - csa.y * h11;
-            gram[ra.y * P + cb.x] = csa.x * h10 + csa.y * h00;
-            gram[ra.y * P + cb.y] = csa.x * h11 + csa.y * h01;
-        }
-        // Q ← Q·J: row r's entries of each rotated pair.
-        for (var k = lid; k < P * (P / 2u); k = k + WG) {
-            let r = k / (P / 2u);
-            let kb = k % (P / 2u);
-            let cs = pcs[kb];
-            if (cs.y != 0.0) {
-                let cb = pairs[kb];
-                let q0 = q_get(r, cb.x);
-                let q1 = q_get(r, cb.y);
-                q_set(r, cb.x, cs.x * q0 - cs.y * q1);
-                q_set(r, cb.y, cs.x * q1 + cs.y * q0);
+            for (var k = lid; k < P * (P / 2u); k = k + WG) {
+                q_pair(k, iq, first);
             }
         }
         workgroupBarrier();
