@@ -34,9 +34,8 @@ fn rotates(t: vec3<f32>) -> bool {
 // (c, s) of that pair's rotation: [a b] ← [a b]·[[c, s], [−s, c]]. With ζ = cot 2θ =
 // (‖b‖² − ‖a‖²)/(2·a·b) (|ζ| capped at 1e18, where θ ≈ 1/(2ζ) is far below any rotation the
 // test lets through): w = |sin 2θ| = 1/√(1 + ζ²), q = cos²θ = (1 + |ζ|·w)/2, c = √q, s =
-// sin 2θ/(2c) — one division and two inverse square roots in a row (the rotation is on the
-// inner rounds' critical path), where tan θ = sign ζ/(|ζ| + √(1 + ζ²)) and c = 1/√(1 + tan²θ)
-// took three divisions and two square roots.
+// sin 2θ/(2c): one division and two inverse square roots in a row, since the rotation is on
+// the inner rounds' critical path.
 fn rotation(t: vec3<f32>) -> vec2<f32> {
     let zeta = (t.y - t.x) / (2.0 * t.z);
     let z = min(abs(zeta), 1e18);

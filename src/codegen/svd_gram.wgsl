@@ -44,10 +44,10 @@ const RGN: u32 = min(WG / GT, CR / 4u);
 const PE: u32 = (P * P + WG - 1u) / WG;
 // vec4 per row of Q.
 const P4: u32 = P / 4u;
-// 2 × 2 blocks of G an inner round updates; whether half the threads take one each and the
-// other half two of Q's entry pairs (P·P/2 of them).
+// 2 × 2 blocks of G an inner round updates (Q has twice as many entry pairs, P·P/2); whether
+// half the threads take one block each and the other half two of Q's entry pairs.
 const GB: u32 = (P / 2u) * (P / 2u);
-const SPLIT_ITEMS: bool = 2u * GB == WG && P * (P / 2u) == WG;
+const SPLIT_ITEMS: bool = 2u * GB == WG;
 
 // A chunk of rows (column-major, stride CS4 vec4).
 var<workgroup> tile: array<vec4<f32>, {TILE4}>;
@@ -323,7 +323,7 @@ fn solve(lid: u32, counts: bool) -> bool {
             for (var k = lid; k < GB; k = k + WG) {
                 g_block(k, iq, first);
             }
-            for (var k = lid; k < P * (P / 2u); k = k + WG) {
+            for (var k = lid; k < 2u * GB; k = k + WG) {
                 q_pair(k, iq, first);
             }
         }
