@@ -4,7 +4,8 @@
 //! on a graded spectrum (σ from 10 down to 0.01, log-spaced, with random singular vectors),
 //! where the largest error of the singular values, relative to σ_max, is printed too. Times are
 //! medians of 5 calls (wall, then kernels by GPU timestamps).
-//! `cargo run --release --example svd_sizes [cpu|wgpu] [largest dimension]`
+//! `cargo run --release --example svd_sizes [cpu|wgpu] [largest dimension] [qr]` (`qr`: the GPU
+//! SVD preconditioned by QR, `debug::set_svd_qr`).
 
 use std::time::Instant;
 use tmath::{Device, Tensor};
@@ -107,6 +108,7 @@ fn main() -> tmath::Result<()> {
         _ => Device::best()?,
     };
     let max: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(512);
+    tmath::debug::set_svd_qr(&dev, args.next().as_deref() == Some("qr"));
     let storage = dev
         .limits()
         .into_iter()

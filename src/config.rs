@@ -94,6 +94,9 @@ pub(crate) struct Config {
     /// The SVD takes the split form of the Gram round at every size where it takes the Gram
     /// round (tests put small and degenerate inputs through it).
     svd_split: AtomicBool,
+    /// The SVD is preconditioned by QR (the Jacobi on Rᵀ) where it takes the Gram rounds (see
+    /// `debug::set_svd_qr`).
+    svd_qr: AtomicBool,
     /// Quick first runs (see `debug::set_quick_first`): 0 on hardware adapters (the default),
     /// 1 on every adapter, 2 never.
     quick_first: AtomicU8,
@@ -158,6 +161,15 @@ impl Config {
     #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub fn svd_split(&self) -> bool {
         self.svd_split.load(Ordering::Relaxed)
+    }
+
+    pub fn set_svd_qr(&self, on: bool) {
+        self.svd_qr.store(on, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub fn svd_qr(&self) -> bool {
+        self.svd_qr.load(Ordering::Relaxed)
     }
 
     /// `None`: quick first runs on hardware adapters only (the default); `Some(on)`: on every

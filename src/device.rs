@@ -162,6 +162,11 @@ impl Device {
         self.inner.config.set_svd_split(on);
     }
 
+    /// See [`crate::debug::set_svd_qr`].
+    pub(crate) fn set_svd_qr(&self, on: bool) {
+        self.inner.config.set_svd_qr(on);
+    }
+
     /// See [`crate::debug::set_quick_first`].
     pub(crate) fn set_quick_first(&self, mode: Option<bool>) {
         self.inner.config.set_quick_first(mode);

@@ -78,6 +78,17 @@ pub mod debug {
         device.set_svd_split(on);
     }
 
+    /// Where the GPU SVD takes its rounds through the Gram matrix (hardware adapters, or
+    /// [`set_svd_hardware_blocks`]), `true` makes it factor its working matrix as Q·R first
+    /// (Householder reflections in panels of 16 columns) and run the Jacobi on Rᵀ: fewer sweeps
+    /// (512², numpy model of the rounds: 14 → 10 on Gaussian input, 18 → 11 on a graded
+    /// spectrum) and more orthogonal factors, for the factorization's own dispatches (two a
+    /// panel). Off by default until its time on hardware adapters is measured. No effect
+    /// elsewhere.
+    pub fn set_svd_qr(device: &crate::Device, on: bool) {
+        device.set_svd_qr(on);
+    }
+
     /// With [`JitMode::On`](crate::JitMode::On), a matmul whose specialized pipeline is not
     /// compiled yet first runs on a *quick* pipeline — a plain kernel with the same results that
     /// drivers compile several times faster — while the specialized one compiles in the

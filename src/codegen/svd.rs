@@ -1,7 +1,9 @@
 //! The stages of the one-sided Jacobi SVD, from the `svd.wgsl` template (one source, a stage
 //! constant) and, on hardware adapters, the rotation round through each block pair's Gram
 //! matrix (`svd_gram.wgsl`: one dispatch a round for matrices of up to [`GRAM_MAX_COLS`]
-//! columns, two for larger ones). The driver that sequences them lives in the GPU backend.
+//! columns, two for larger ones); optionally preceded by a QR factorization (`svd_qr.wgsl`,
+//! `debug::set_svd_qr`), the Jacobi then running on Rᵀ. The driver that sequences them lives in
+//! the GPU backend.
 
 use super::Sizes;
 use crate::shape::Layout;
@@ -11,10 +13,12 @@ const SVD: &str = include_str!("svd.wgsl");
 const SVD_COMMON: &str = include_str!("svd_common.wgsl");
 /// The rotation round through the block pair's Gram matrix.
 const SVD_GRAM: &str = include_str!("svd_gram.wgsl");
+/// The QR preconditioning's stages.
+const SVD_QR: &str = include_str!("svd_qr.wgsl");
 
 /// Stage numbers: 0 init, 1 rotate one round (one workgroup per pair of column blocks),
 /// 2 normalize, 3 complete, 4 finalize, 5 check (after each sweep); 6 rotate one round through
-/// the Gram matrix, or 7 then 8 (its split form), in place of 1.
+/// the Gram matrix, or 7 then 8 (its split form), in place of 1; 9–15 the QR flow's.
 pub(crate) const INIT: u32 = 0;
 pub(crate) const ROTATE: u32 = 1;
 pub(crate) const NORMALIZE: u32 = 2;
@@ -32,6 +36,35 @@ pub(crate) const GRAM_PART: u32 = 7;
 /// rotations (each workgroup the same, from the same sums) and the rotations applied to the
 /// slice.
 pub(crate) const GRAM_APPLY: u32 = 8;
+
+/// Flag on a stage number: the stage of an SVD preconditioned by QR (`svd_qr.wgsl`), where the
+/// Jacobi's stages run on Rᵀ (`cols × cols`).
+pub(crate) const QR_FLOW: u32 = 0x100;
+/// The QR preconditioning's stages (`svd_qr.wgsl`): init, a panel, its trailing update, Rᵀ into
+/// W, U = [V; 0], U ← Q_k·U, finalize.
+pub(crate) const QR_INIT: u32 = 9;
+pub(crate) const QR_PANEL: u32 = 10;
+pub(crate) const QR_UPDATE: u32 = 11;
+pub(crate) const QR_RT: u32 = 12;
+pub(crate) const QR_U_INIT: u32 = 13;
+pub(crate) const QR_FORM_U: u32 = 14;
+pub(crate) const QR_FINALIZE: u32 = 15;
+/// Threads of the QR panel's one workgroup (`svd_qr.wgsl`'s PWG).
+pub(crate) const QR_PANEL_WG: u32 = 256;
+/// Columns per panel of the QR preconditioning.
+pub(crate) const QR_PANEL_COLS: usize = 16;
+
+/// Panels of the QR preconditioning.
+pub(crate) fn qr_panels(m: usize, n: usize) -> usize {
+    working(m, n).1.div_ceil(QR_PANEL_COLS)
+}
+
+/// Entries of `aux` the QR preconditioning uses beyond the Jacobi's: the factor, the panels' T
+/// matrices and U.
+pub(crate) fn qr_scratch(m: usize, n: usize) -> usize {
+    let (rows, cols) = working(m, n);
+    2 * rows * cols + qr_panels(m, n) * QR_PANEL_COLS * QR_PANEL_COLS
+}
 
 /// The most working columns the one-dispatch Gram round takes; larger matrices take its split
 /// form. On the H100, same call (kernel ms, Gaussian / graded; one dispatch against the split
@@ -65,6 +98,16 @@ pub(crate) fn split_scratch(m: usize, n: usize) -> usize {
     let pairs = blocks2(cols, false, ROTATE_GRAM) / 2;
     let p = 2 * gram_block(cols);
     pairs * rows.div_ceil(split_rows(m, n)) * p * p
+}
+
+/// The Jacobi's matrix size: `(m, n)`, or `(cols, cols)` (Rᵀ) in the QR flow.
+pub(crate) fn jacobi_dims(m: usize, n: usize, qr: bool) -> (usize, usize) {
+    let (rows, cols) = working(m, n);
+    if qr {
+        (cols, cols)
+    } else {
+        (rows, cols)
+    }
 }
 
 /// Columns per block of the Gram form: 16 (a pair's Gram matrix and its rotations, 32 × 32, fit
@@ -146,13 +189,21 @@ pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
 /// Workgroups of one dispatch of `stage` (256 threads each; the Gram rounds' 512 where the
 /// adapter allows them).
 pub(super) fn groups(m: usize, n: usize, stage: u32, software: bool) -> usize {
-    let (rows, cols) = working(m, n);
+    let (qrows, cols) = working(m, n);
+    let qr = stage & QR_FLOW != 0;
+    let stage = stage & !QR_FLOW;
+    let rows = if qr { cols } else { qrows };
     let pairs = blocks2(cols, software, stage) / 2;
     match stage {
+        QR_INIT => (qrows * cols).max(cols * cols).div_ceil(128),
+        QR_PANEL => 1,
+        QR_UPDATE | QR_FORM_U | QR_FINALIZE => cols,
+        QR_RT => (cols * cols).div_ceil(128),
+        QR_U_INIT => (qrows * cols).div_ceil(128),
         INIT => (rows * cols).max(cols * cols).div_ceil(256),
         ROTATE | ROTATE_GRAM => pairs,
-        GRAM_PART => pairs * rows.div_ceil(split_rows(m, n)),
-        GRAM_APPLY => pairs * (rows + cols).div_ceil(split_rows(m, n)),
+        GRAM_PART => pairs * rows.div_ceil(split_rows(rows, cols)),
+        GRAM_APPLY => pairs * (rows + cols).div_ceil(split_rows(rows, cols)),
         NORMALIZE | FINALIZE => cols,
         _ => 1,
     }
@@ -165,10 +216,18 @@ fn template_sizes(
     n: usize,
     input: &Layout,
     software: bool,
+    qr: bool,
     sz: &mut Sizes,
 ) -> Vec<(&'static str, String)> {
     let tall = m >= n;
-    let (rows, cols) = working(m, n);
+    let (qrows, cols) = working(m, n);
+    let rows = if qr { cols } else { qrows };
+    // Where the QR flow's factor starts in `aux`: after the Jacobi's entries.
+    let qrb = if qr {
+        3 * cols + split_scratch(cols, cols)
+    } else {
+        0
+    };
     let (rs, cs) = (input.strides[0], input.strides[1]);
     // Working column c, row r of the (possibly transposed) matrix: A[r][c] if tall, else A[c][r].
     let (wr, wc) = if tall { (rs, cs) } else { (cs, rs) };
@@ -187,6 +246,9 @@ fn template_sizes(
         ("{IN_RS}", sz.u(wr)),
         ("{IN_CS}", sz.u(wc)),
         ("{ROT_TOL}", sz.f(rot_tol)),
+        ("{QROWS}", sz.u(qrows)),
+        ("{QRB}", sz.u(qrb)),
+        ("{NPANEL}", sz.u(qr_panels(m, n))),
     ]
 }
 
@@ -200,7 +262,9 @@ pub(super) fn render(
     wg: u32,
     sz: &mut Sizes,
 ) -> String {
-    let sizes = template_sizes(m, n, input, software, sz);
+    let qr = stage & QR_FLOW != 0;
+    let stage = stage & !QR_FLOW;
+    let sizes = template_sizes(m, n, input, software, qr, sz);
     let fill = |t: &str| {
         sizes
             .iter()
@@ -210,8 +274,19 @@ pub(super) fn render(
                     @group(0) @binding(1) var<storage, read> in0: array<f32>;\n";
     let common = fill(SVD_COMMON);
     if (ROTATE_GRAM..=GRAM_APPLY).contains(&stage) {
-        let body = render_gram(m, n, wg as usize, stage, &fill(SVD_GRAM));
+        let (jm, jn) = jacobi_dims(m, n, qr);
+        let body = render_gram(jm, jn, wg as usize, stage, &fill(SVD_GRAM));
         return format!("{bindings}{common}{body}");
+    }
+    if (QR_INIT..=QR_FINALIZE).contains(&stage) {
+        // The panel's rows a thread (a literal: `pr`'s length), on QR_PANEL_WG threads.
+        let prpt = working(m, n).0.div_ceil(QR_PANEL_WG as usize).max(1);
+        let wgs = if stage == QR_PANEL { QR_PANEL_WG } else { 128 };
+        let text = fill(SVD_QR)
+            .replace("{QSTAGE}", &stage.to_string())
+            .replace("{PRPT}", &prpt.to_string())
+            .replace("{QWGS}", &wgs.to_string());
+        return format!("{bindings}{common}{text}");
     }
     let text = fill(SVD).replace("{STAGE}", &stage.to_string());
     format!("{bindings}{common}{text}")

@@ -77,19 +77,22 @@ async fn check_svd(what: &str, a: &Tensor, da: &[f32], m: usize, n: usize, tol: 
 /// software adapter also the hardware adapters' (`debug::set_svd_hardware_blocks`: rounds through
 /// the Gram matrix), so that CI, which has no GPU, puts every rotation round through these
 /// inputs; and where the adapter has the Gram rounds' 32 KiB of workgroup memory, their split
-/// form at every size (`debug::set_svd_split`).
-fn svd_configs(dev: &Device) -> Vec<(bool, bool)> {
+/// form at every size (`debug::set_svd_split`), and both forms preconditioned by QR
+/// (`debug::set_svd_qr`). As `(hardware blocks, split, QR)`.
+fn svd_configs(dev: &Device) -> Vec<(bool, bool, bool)> {
     let software = tmath::debug::is_software(dev);
     let gram = dev
         .limits()
         .into_iter()
         .any(|(k, v)| k == "max_compute_workgroup_storage_size" && v >= 32768);
-    let mut configs = vec![(false, false)];
+    let mut configs = vec![(false, false, false)];
     if software {
-        configs.push((true, false));
+        configs.push((true, false, false));
     }
     if gram {
-        configs.push((software, true));
+        configs.push((software, true, false));
+        configs.push((software, false, true));
+        configs.push((software, true, true));
     }
     configs
 }
@@ -104,13 +107,15 @@ async fn check_svd_configs(
     tol: f64,
 ) -> Vec<Vec<f32>> {
     let mut out = vec![];
-    for (hardware_blocks, split) in svd_configs(dev) {
+    for (hardware_blocks, split, qr) in svd_configs(dev) {
         tmath::debug::set_svd_hardware_blocks(dev, hardware_blocks);
         tmath::debug::set_svd_split(dev, split);
-        let what = format!("{what} (hardware blocks: {hardware_blocks}, split: {split})");
+        tmath::debug::set_svd_qr(dev, qr);
+        let what = format!("{what} (hardware blocks: {hardware_blocks}, split: {split}, QR: {qr})");
         out.push(check_svd(&what, a, da, m, n, tol).await);
         tmath::debug::set_svd_hardware_blocks(dev, false);
         tmath::debug::set_svd_split(dev, false);
+        tmath::debug::set_svd_qr(dev, false);
     }
     out
 }
@@ -232,12 +237,15 @@ pub async fn svd_hard_spectra(dev: &Device) {
 pub async fn svd_accuracy(dev: &Device) {
     let software = tmath::debug::is_software(dev);
     let sizes = [(96, 96), (128, 128), (280, 100), (60, 150), (300, 264)];
+    // (size, hardware blocks, QR preconditioning)
     let runs = sizes
         .iter()
-        .map(|&s| (s, true))
-        .chain(software.then_some(((300, 264), false)));
-    for (i, ((m, n), hardware_blocks)) in runs.enumerate() {
+        .map(|&s| (s, true, false))
+        .chain(software.then_some(((300, 264), false, false)))
+        .chain([((280, 100), true, true), ((60, 150), true, true)]);
+    for (i, ((m, n), hardware_blocks, qr)) in runs.enumerate() {
         tmath::debug::set_svd_hardware_blocks(dev, hardware_blocks);
+        tmath::debug::set_svd_qr(dev, qr);
         let k = m.min(n);
         let sv: Vec<f64> = (0..k)
             .map(|p| 10.0 * 0.001f64.powf(p as f64 / (k - 1) as f64))
@@ -246,7 +254,9 @@ pub async fn svd_accuracy(dev: &Device) {
         let a = Tensor::from_vec(da.clone(), &[m, n], dev).unwrap();
         let (u, s, vt) = svd_read(&a, m, n).await;
         tmath::debug::set_svd_hardware_blocks(dev, false);
-        let what = format!("svd {m}×{n} graded on {dev:?} (hardware blocks: {hardware_blocks})");
+        tmath::debug::set_svd_qr(dev, false);
+        let what =
+            format!("svd {m}×{n} graded on {dev:?} (hardware blocks: {hardware_blocks}, QR: {qr})");
         let bound = 5e-6 * (m.max(n) as f64).log2().max(1.0);
         let (recon, ou, ov) = svd_errors(&u, &s, &vt, &da, m, n);
         assert!(

@@ -39,7 +39,7 @@ impl WgpuBackend {
         cfg: &Config,
     ) -> Result<wgpu::CommandEncoder> {
         let ctx = &self.ctx;
-        let (rows, cols) = stage::working(m, n);
+        let (_, cols) = stage::working(m, n);
         if cols == 0 {
             ctx.queue.submit([enc.finish()]);
             return Ok(ctx.new_encoder());
@@ -58,19 +58,26 @@ impl WgpuBackend {
             } else {
                 &[stage::GRAM_PART, stage::GRAM_APPLY]
             };
+        // QR preconditioning (where the Gram rounds run): the Jacobi on Rᵀ (cols × cols).
+        let qr = rotate[0] != stage::ROTATE && cfg.svd_qr();
+        let (jrows, _) = stage::jacobi_dims(m, n, qr);
+        let flow = if qr { stage::QR_FLOW } else { 0 };
         let rounds = stage::rounds(cols, software, rotate[0]);
-        let w = self.alloc("svd", rows * cols)?;
+        let panels = if qr { stage::qr_panels(m, n) } else { 0 };
+        let w = self.alloc("svd", jrows * cols)?;
         let v = self.alloc("svd", cols * cols)?;
-        let scratch = if rotate[0] == stage::GRAM_PART {
-            stage::split_scratch(m, n)
+        // (The QR flow's factor starts after it in every form: `codegen::svd` places it so.)
+        let scratch = if rotate[0] == stage::GRAM_PART || qr {
+            stage::split_scratch(jrows, cols)
         } else {
             0
         };
-        let aux = self.alloc("svd", 3 * cols + scratch)?;
+        let qr_scratch = if qr { stage::qr_scratch(m, n) } else { 0 };
+        let aux = self.alloc("svd", 3 * cols + scratch + qr_scratch)?;
         let counter = self.alloc("svd", 4)?;
         let align = ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
-        let mut round_data = vec![0u8; rounds * align];
-        for r in 0..rounds {
+        let mut round_data = vec![0u8; rounds.max(panels) * align];
+        for r in 0..rounds.max(panels) {
             round_data[r * align..r * align + 4].copy_from_slice(&(r as u32).to_le_bytes());
         }
         let round_buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -102,25 +109,48 @@ impl WgpuBackend {
             out_shape: vec![crate::ir::svd_packed_len(m, n)],
             wg: if s == stage::ROTATE_GRAM || s == stage::GRAM_APPLY {
                 gram_wg
+            } else if s == stage::QR_PANEL {
+                stage::QR_PANEL_WG
+            } else if (stage::QR_INIT..=stage::QR_FINALIZE).contains(&s) {
+                128
             } else {
                 256
             },
-            stage: s,
+            stage: s | flow,
             cpu_lanes: ctx.cpu_lanes,
             software,
             tile: None,
         };
-        // Indices 0–4: the fixed stages; 5…: the rotation round's.
+        // Indices 0–4: the fixed stages (in the QR flow, its init and finalize for the Jacobi's);
+        // 5…: the rotation round's; then the QR flow's others (panel, update, Rᵀ, U init, U).
+        let (init, finalize) = if qr {
+            (stage::QR_INIT, stage::QR_FINALIZE)
+        } else {
+            (stage::INIT, stage::FINALIZE)
+        };
+        let qr_stages: &[u32] = if qr {
+            &[
+                stage::QR_PANEL,
+                stage::QR_UPDATE,
+                stage::QR_RT,
+                stage::QR_U_INIT,
+                stage::QR_FORM_U,
+            ]
+        } else {
+            &[]
+        };
         let stages: Vec<u32> = [
-            stage::INIT,
+            init,
             stage::NORMALIZE,
             stage::COMPLETE,
-            stage::FINALIZE,
+            finalize,
             stage::CHECK,
         ]
         .into_iter()
         .chain(rotate.iter().copied())
+        .chain(qr_stages.iter().copied())
         .collect();
+        let qx = 5 + rotate.len();
         let descs: Vec<KernelDesc> = stages.iter().map(|&s| stage_desc(s)).collect();
         let variant = self.variant(&descs, cfg);
         let compiled = descs
@@ -168,7 +198,16 @@ impl WgpuBackend {
         let mut enc = enc;
         enc.clear_buffer(counter.raw(), 0, Some(16));
         dispatch(&mut enc, &[0], &[0])?;
-        let rotate_idx: Vec<usize> = (5..stages.len()).collect();
+        if qr {
+            // The factor panel by panel, then Rᵀ into W.
+            for k in 0..panels {
+                let off = [(k * align) as u32];
+                dispatch(&mut enc, &[qx], &off)?;
+                dispatch(&mut enc, &[qx + 1], &off)?;
+            }
+            dispatch(&mut enc, &[qx + 2], &[0])?;
+        }
+        let rotate_idx: Vec<usize> = (5..5 + rotate.len()).collect();
         let sweep = |enc: &mut wgpu::CommandEncoder| -> Result<()> {
             dispatch(enc, &rotate_idx, &sweep_offsets)?;
             dispatch(enc, &[4], &[0])
@@ -209,6 +248,11 @@ impl WgpuBackend {
         }
         dispatch(&mut enc, &[1], &[0])?;
         dispatch(&mut enc, &[2], &[0])?;
+        if qr {
+            // U = Q·[V; 0] (one dispatch: a workgroup per column through every panel).
+            dispatch(&mut enc, &[qx + 3], &[0])?;
+            dispatch(&mut enc, &[qx + 4], &[0])?;
+        }
         dispatch(&mut enc, &[3], &[0])?;
         Ok(enc)
     }
