@@ -274,13 +274,7 @@ fn stage_complete(lid: u32) {
 // output.
 fn stage_finalize(p: u32, lid: u32) {
     let sp = aux[p];
-    var rank = 0u;
-    for (var q = 0u; q < {COLS}; q = q + 1u) {
-        let sq = aux[q];
-        if (sq > sp || (sq == sp && q < p)) {
-            rank = rank + 1u;
-        }
-    }
+    let rank = sv_rank(p);
     let k = {COLS};
     if (lid == 0u) {
         out[{M} * k + rank] = sp;

@@ -1,6 +1,6 @@
 // What the forms of the SVD's rotation round share (`svd.wgsl`'s through memory, `svd_gram.wgsl`'s
-// through the Gram matrix): the buffers, the round's uniform, the converged flag, the
-// round-robin pairing and the rotation.
+// through the Gram matrix; the QR flow's `svd_qr.wgsl`): the buffers, the round's uniform, the
+// converged flag, the round-robin pairing, the rotation and the singular values' order.
 
 struct Round {
     r: u32,
@@ -48,4 +48,18 @@ fn rotation(t: vec3<f32>) -> vec2<f32> {
     // accurate to a few ulps only, and a bias there would compound over thousands of rotations.
     let fix = 1.5 - 0.5 * (c0 * c0 + s0 * s0);
     return vec2<f32>(c0 * fix, s0 * fix);
+}
+
+// Column p's place among the singular values (in aux[0..COLS]) in descending order, ties by
+// column.
+fn sv_rank(p: u32) -> u32 {
+    let sp = aux[p];
+    var rank = 0u;
+    for (var q = 0u; q < {COLS}; q = q + 1u) {
+        let sq = aux[q];
+        if (sq > sp || (sq == sp && q < p)) {
+            rank = rank + 1u;
+        }
+    }
+    return rank;
 }

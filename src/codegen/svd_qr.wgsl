@@ -37,22 +37,23 @@ fn panel_cols(k: u32) -> u32 {
     return min(QB, {COLS} - k * QB);
 }
 
-// Each thread's 16 partial sums (in qred[q·QWG + lid]) into qd[q]: thread t sums value t / 8
-// over a sixteenth of the threads, then 16 threads the eight parts.
-fn reduce_parts(lid: u32) {
+// Each of `nt` threads' 16 partial sums (in qred[q·nt + lid]) into qd[q]: thread t sums value
+// t / (nt / 16) over 16 threads, then 16 threads the nt / 16 parts.
+fn reduce16(lid: u32, nt: u32) {
     workgroupBarrier();
-    let q = lid / 8u;
-    let part = lid % 8u;
+    let parts = nt / 16u;
+    let q = lid / parts;
+    let part = lid % parts;
     var x = 0.0;
     for (var i = 0u; i < 16u; i = i + 1u) {
-        x = x + qred[q * QWG + part * 16u + i];
+        x = x + qred[q * nt + part * 16u + i];
     }
-    qred2[q * 8u + part] = x;
+    qred2[q * parts + part] = x;
     workgroupBarrier();
     if (lid < 16u) {
         var y = 0.0;
-        for (var i = 0u; i < 8u; i = i + 1u) {
-            y = y + qred2[lid * 8u + i];
+        for (var i = 0u; i < parts; i = i + 1u) {
+            y = y + qred2[lid * parts + i];
         }
         qd[lid] = y;
     }
@@ -83,27 +84,6 @@ const PWG: u32 = 256u;
 const PRPT: u32 = {PRPT}u;
 var<private> pr: array<array<f32, 16>, {PRPT}>;
 var<workgroup> prow: array<f32, 32>;
-
-// Each thread's 16 partial sums in qred[q·PWG + lid] into qd[q].
-fn panel_reduce(lid: u32) {
-    workgroupBarrier();
-    let q = lid / 16u;
-    let part = lid % 16u;
-    var x = 0.0;
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        x = x + qred[q * PWG + part * 16u + i];
-    }
-    qred2[q * 16u + part] = x;
-    workgroupBarrier();
-    if (lid < 16u) {
-        var y = 0.0;
-        for (var i = 0u; i < 16u; i = i + 1u) {
-            y = y + qred2[lid * 16u + i];
-        }
-        qd[lid] = y;
-    }
-    workgroupBarrier();
-}
 
 fn stage_qr_panel(k: u32, lid: u32) {
     let c0 = k * QB;
@@ -146,7 +126,7 @@ fn stage_qr_panel(k: u32, lid: u32) {
         for (var q = 0u; q < 16u; q = q + 1u) {
             qred[q * PWG + lid] = sums[q];
         }
-        panel_reduce(lid);
+        reduce16(lid, PWG);
         var below = 0.0;
         var top = 0.0;
         for (var q = 0u; q < 16u; q = q + 1u) {
@@ -223,6 +203,14 @@ fn stage_qr_panel(k: u32, lid: u32) {
     }
 }
 
+// Row r of the reflection vector stored in the factor's column cq: 1 on the diagonal, 0 above.
+fn y_at(r: u32, cq: u32) -> f32 {
+    if (r == cq) {
+        return 1.0;
+    }
+    return select(0.0, aux[f_at(r, cq)], r > cq);
+}
+
 // Column `col` of the matrix at `base` (QROWS rows) ← Q_kᵀ·col (`transposed`) or Q_k·col:
 // col −= Y·(T or Tᵀ)·(Yᵀ·col). Each thread keeps rows r ≡ lid (mod QWG), so that consecutive
 // calls on one column need no barrier between threads for its entries.
@@ -239,20 +227,14 @@ fn apply_panel(k: u32, base: u32, col: u32, transposed: bool, lid: u32) {
         }
         let x = aux[base + col * {QROWS} + r];
         for (var q = 0u; q < nb; q = q + 1u) {
-            let cq = c0 + q;
-            var y = 0.0;
-            if (r == cq) {
-                y = 1.0;
-            } else if (r > cq) {
-                y = aux[f_at(r, cq)];
-            }
+            let y = y_at(r, c0 + q);
             dots[q] = dots[q] + y * x;
         }
     }
     for (var q = 0u; q < 16u; q = q + 1u) {
         qred[q * QWG + lid] = dots[q];
     }
-    reduce_parts(lid);
+    reduce16(lid, QWG);
     // z = T·d (or Tᵀ·d), into qred2.
     let tk = QT + k * QB * QB;
     if (lid < nb) {
@@ -270,13 +252,7 @@ fn apply_panel(k: u32, base: u32, col: u32, transposed: bool, lid: u32) {
         }
         var x = aux[base + col * {QROWS} + r];
         for (var q = 0u; q < nb; q = q + 1u) {
-            let cq = c0 + q;
-            var y = 0.0;
-            if (r == cq) {
-                y = 1.0;
-            } else if (r > cq) {
-                y = aux[f_at(r, cq)];
-            }
+            let y = y_at(r, c0 + q);
             x = x - y * qred2[q];
         }
         aux[base + col * {QROWS} + r] = x;
@@ -304,13 +280,7 @@ fn stage_u_init(g: u32) {
 // As the Jacobi's finalize, with U from `aux` and V the normalized columns of W.
 fn stage_qr_finalize(p: u32, lid: u32) {
     let sp = aux[p];
-    var rank = 0u;
-    for (var q = 0u; q < {COLS}; q = q + 1u) {
-        let sq = aux[q];
-        if (sq > sp || (sq == sp && q < p)) {
-            rank = rank + 1u;
-        }
-    }
+    let rank = sv_rank(p);
     let k = {COLS};
     if (lid == 0u) {
         out[{M} * k + rank] = sp;
