@@ -187,7 +187,7 @@ pub(crate) fn working(m: usize, n: usize) -> (usize, usize) {
 }
 
 /// Workgroups of one dispatch of `stage` (256 threads each; the Gram rounds' 512 where the
-/// adapter allows them).
+/// adapter allows them; the QR flow's own stages 128, its panel [`QR_PANEL_WG`]).
 pub(super) fn groups(m: usize, n: usize, stage: u32, software: bool) -> usize {
     let (qrows, cols) = working(m, n);
     let qr = stage & QR_FLOW != 0;
