@@ -15,8 +15,16 @@
 const QSTAGE: u32 = {QSTAGE}u;
 const QWG: u32 = 128u;
 const QB: u32 = 16u;
-const QT: u32 = {QRB} + {QROWS} * {COLS};
-const QU: u32 = QT + {NPANEL} * QB * QB;
+
+// Where the panels' T matrices and U start in `aux` (functions: in the generic variant the sizes
+// are run-time values).
+fn qt_base() -> u32 {
+    return {QRB} + {QROWS} * {COLS};
+}
+
+fn qu_base() -> u32 {
+    return qt_base() + {NPANEL} * QB * QB;
+}
 
 // Per-thread partial sums of up to QB values (QWG or PWG threads), and their reduction.
 var<workgroup> qred: array<f32, 4096>;
@@ -29,7 +37,7 @@ fn f_at(r: u32, c: u32) -> u32 {
 }
 
 fn u_at(r: u32, c: u32) -> u32 {
-    return QU + c * {QROWS} + r;
+    return qu_base() + c * {QROWS} + r;
 }
 
 // Columns in panel k.
@@ -199,7 +207,7 @@ fn stage_qr_panel(k: u32, lid: u32) {
     for (var e = lid; e < QB * QB; e = e + PWG) {
         let i = e / QB;
         let l = e % QB;
-        aux[QT + k * QB * QB + e] = select(0.0, qtm[e], i < nb && l < nb && l >= i);
+        aux[qt_base() + k * QB * QB + e] = select(0.0, qtm[e], i < nb && l < nb && l >= i);
     }
 }
 
@@ -236,7 +244,7 @@ fn apply_panel(k: u32, base: u32, col: u32, transposed: bool, lid: u32) {
     }
     reduce16(lid, QWG);
     // z = T·d (or Tᵀ·d), into qred2.
-    let tk = QT + k * QB * QB;
+    let tk = qt_base() + k * QB * QB;
     if (lid < nb) {
         var z = 0.0;
         for (var l = 0u; l < nb; l = l + 1u) {
@@ -325,7 +333,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         // Column g of U ← Q·itself: every panel's reflections, the last panel's first.
         if (g < {COLS}) {
             for (var k = {NPANEL}; k > 0u; k = k - 1u) {
-                apply_panel(k - 1u, QU, g, false, lid);
+                apply_panel(k - 1u, qu_base(), g, false, lid);
             }
         }
     } else {
