@@ -15,6 +15,8 @@ const SVD_COMMON: &str = include_str!("svd_common.wgsl");
 const SVD_GRAM: &str = include_str!("svd_gram.wgsl");
 /// The QR preconditioning's stages.
 const SVD_QR: &str = include_str!("svd_qr.wgsl");
+/// The last stage of the rotation form and the QR flow: the packed U | S | Vᵀ.
+const SVD_PACK: &str = include_str!("svd_pack.wgsl");
 
 /// Stage numbers: 0 init, 1 rotate one round (one workgroup per pair of column blocks),
 /// 2 normalize, 3 complete, 4 finalize, 5 check (after each sweep); 6 rotate one round through
@@ -286,10 +288,10 @@ pub(super) fn render(
             .replace("{QSTAGE}", &stage.to_string())
             .replace("{PRPT}", &prpt.to_string())
             .replace("{QWGS}", &wgs.to_string());
-        return format!("{bindings}{common}{text}");
+        return format!("{bindings}{common}{text}{}", fill(SVD_PACK));
     }
     let text = fill(SVD).replace("{STAGE}", &stage.to_string());
-    format!("{bindings}{common}{text}")
+    format!("{bindings}{common}{text}{}", fill(SVD_PACK))
 }
 
 /// The Gram form's template `text` (its sizes filled) for `wg` threads a workgroup: each

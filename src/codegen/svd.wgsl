@@ -270,31 +270,14 @@ fn stage_complete(lid: u32) {
     }
 }
 
-// One workgroup per column p: its rank in descending order of singular values, then the packed
-// output.
-fn stage_finalize(p: u32, lid: u32) {
-    let sp = aux[p];
-    let rank = sv_rank(p);
-    let k = {COLS};
-    if (lid == 0u) {
-        out[{M} * k + rank] = sp;
-    }
-    let vt0 = {M} * k + k;
-    if ({TALL}) {
-        for (var r = lid; r < {M}; r = r + WG) {
-            out[r * k + rank] = w[p * {ROWS} + r];
-        }
-        for (var c = lid; c < {N}; c = c + WG) {
-            out[vt0 + rank * {N} + c] = v[p * {COLS} + c];
-        }
-    } else {
-        for (var r = lid; r < {M}; r = r + WG) {
-            out[r * k + rank] = v[p * {COLS} + r];
-        }
-        for (var c = lid; c < {N}; c = c + WG) {
-            out[vt0 + rank * {N} + c] = w[p * {ROWS} + c];
-        }
-    }
+// Where the factors lie for the packing (`svd_pack.wgsl`): the working matrix's columns, once
+// normalized, are its left singular vectors; the accumulated rotations its right ones.
+fn left(r: u32, p: u32) -> f32 {
+    return w[p * {ROWS} + r];
+}
+
+fn right(c: u32, p: u32) -> f32 {
+    return v[p * {COLS} + c];
 }
 
 @compute @workgroup_size(256)
@@ -309,7 +292,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     } else if (STAGE == 3u) {
         stage_complete(lid);
     } else if (STAGE == 4u) {
-        stage_finalize(g, lid);
+        pack_sv(g, lid, WG);
     } else {
         stage_check(lid);
     }

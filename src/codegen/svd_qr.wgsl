@@ -285,30 +285,14 @@ fn stage_u_init(g: u32) {
     }
 }
 
-// As the Jacobi's finalize, with U from `aux` and V the normalized columns of W.
-fn stage_qr_finalize(p: u32, lid: u32) {
-    let sp = aux[p];
-    let rank = sv_rank(p);
-    let k = {COLS};
-    if (lid == 0u) {
-        out[{M} * k + rank] = sp;
-    }
-    let vt0 = {M} * k + k;
-    if ({TALL}) {
-        for (var r = lid; r < {M}; r = r + QWG) {
-            out[r * k + rank] = aux[u_at(r, p)];
-        }
-        for (var c = lid; c < {N}; c = c + QWG) {
-            out[vt0 + rank * {N} + c] = w[p * {COLS} + c];
-        }
-    } else {
-        for (var r = lid; r < {M}; r = r + QWG) {
-            out[r * k + rank] = w[p * {COLS} + r];
-        }
-        for (var c = lid; c < {N}; c = c + QWG) {
-            out[vt0 + rank * {N} + c] = aux[u_at(c, p)];
-        }
-    }
+// Where the factors lie for the packing (`svd_pack.wgsl`): U in `aux` (Q·[J; 0]), V the
+// normalized columns of W (the Jacobi on Rᵀ).
+fn left(r: u32, p: u32) -> f32 {
+    return aux[u_at(r, p)];
+}
+
+fn right(c: u32, p: u32) -> f32 {
+    return w[p * {COLS} + c];
 }
 
 @compute @workgroup_size({QWGS})
@@ -337,6 +321,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     } else {
-        stage_qr_finalize(g, lid);
+        pack_sv(g, lid, QWG);
     }
 }
