@@ -247,8 +247,11 @@ function installOps() {
         }
       };
     } else if (family === "reduce") {
-      Tensor.prototype[js] = function (axes = [], keepdim = false) {
-        return this._wrap(this._live().reduce(rust, checkDims(js, axes), !!keepdim));
+      // Axes left out: every axis, as numpy's `axis=None` and TF.js (an empty array reduces
+      // nothing, as in numpy).
+      Tensor.prototype[js] = function (axes, keepdim = false) {
+        const dims = axes === undefined ? this.shape.map((_, i) => i) : axes;
+        return this._wrap(this._live().reduce(rust, checkDims(js, dims), !!keepdim));
       };
     }
   }

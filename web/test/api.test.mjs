@@ -49,6 +49,11 @@ test("engine, ops, broadcasting and reductions match plain JS", async () => {
   close(await c.data(), want, 1e-5, "relu((a@b + bias) * 0.5)");
   const rows = await a.softmax(1).sum([1], false).data();
   close(rows, new Array(m).fill(1), 1e-5, "softmax rows");
+  // Axes left out: every axis (numpy's axis=None); an empty list reduces nothing.
+  close(await a.sum().data(), [A.map(Math.fround).reduce((x, y) => x + y, 0)], 1e-5, "sum()");
+  assert.deepEqual(a.mean().shape, []);
+  assert.deepEqual(a.max(undefined, true).shape, [1, 1]);
+  close(await a.sum([]).data(), A, 1e-7, "sum([])");
   const mx = await a.max([0, 1], true).data();
   close(mx, [Math.max(...A.map(Math.fround))], 0, "max");
   assert.deepEqual(a.max([0, 1], true).shape, [1, 1]);
@@ -170,4 +175,17 @@ test("gradients, comparisons and whereCond", async () => {
   close(await tm.tensor([1, 0], [2, 1]).whereCond(x, 7).data(), [0.5, 1.5, -1, 7, 7, 7], 0, "whereCond broadcast");
   assert.deepEqual(x.broadcastTo([2, 3]).shape, [2, 3]);
   assert.throws(() => x.broadcastTo([2]), /broadcast_to/);
+});
+
+test("the package README's training step runs as written and lowers the loss", async () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const code = readme.split("### Training step")[1]?.match(/```js\n([\s\S]*?)```/)?.[1];
+  assert.ok(code, "web/README.md has a training step");
+  const tm = await Engine.create({ backend: "cpu", wasm });
+  const logged = [];
+  const AsyncFunction = (async () => {}).constructor;
+  await new AsyncFunction("tm", "console", code)(tm, { log: (...a) => logged.push(a) });
+  assert.deepEqual(logged.map((a) => a[0]), [0, 20, 40, 60, 80]);
+  const losses = logged.map((a) => a[1]);
+  assert.ok(losses.every(Number.isFinite) && losses[4] < 0.5 * losses[0], `losses ${losses}`);
 });
