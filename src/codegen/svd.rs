@@ -280,17 +280,18 @@ pub(super) fn render(
         let body = render_gram(jm, jn, wg as usize, stage, &fill(SVD_GRAM));
         return format!("{bindings}{common}{body}");
     }
-    if (QR_INIT..=QR_FINALIZE).contains(&stage) {
+    // The rotation form's stages and the QR flow's end in the same packing stage.
+    let text = if (QR_INIT..=QR_FINALIZE).contains(&stage) {
         // The panel's rows a thread (a literal: `pr`'s length), on QR_PANEL_WG threads.
         let prpt = working(m, n).0.div_ceil(QR_PANEL_WG as usize).max(1);
         let wgs = if stage == QR_PANEL { QR_PANEL_WG } else { 128 };
-        let text = fill(SVD_QR)
+        fill(SVD_QR)
             .replace("{QSTAGE}", &stage.to_string())
             .replace("{PRPT}", &prpt.to_string())
-            .replace("{QWGS}", &wgs.to_string());
-        return format!("{bindings}{common}{text}{}", fill(SVD_PACK));
-    }
-    let text = fill(SVD).replace("{STAGE}", &stage.to_string());
+            .replace("{QWGS}", &wgs.to_string())
+    } else {
+        fill(SVD).replace("{STAGE}", &stage.to_string())
+    };
     format!("{bindings}{common}{text}{}", fill(SVD_PACK))
 }
 
